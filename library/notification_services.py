@@ -1,0 +1,199 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: notification-emergency contributors
+# MIT License (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: notification_services
+short_description: Start, stop or restart the notification service's processes under supervisord or systemd
+version_added: "0.1.0"
+description:
+  - Brings a set of services (for example C(notification-web) and C(notification-websocket)) to a wanted
+    state in one call, under either supervisord (sandbox hosts and containers) or systemd (production).
+  - With supervisord it first applies changed program definitions (C(supervisorctl reread) and C(update)),
+    and can start the host's private supervisord when it is not running (O(supervisord_start)).
+  - After starting or restarting it waits until each service is running, and fails with the service's
+    state and the tail of its log when it does not come up.
+  - Idempotent; supports check mode (reports what it would do and changes nothing).
+options:
+  manager:
+    description: The service manager that runs the services.
+    type: str
+    required: true
+    choices: [supervisord, systemd]
+  services:
+    description: Names of the supervisord programs or systemd units.
+    type: list
+    elements: str
+    required: true
+  state:
+    description:
+      - C(started) starts services that are not running; C(stopped) stops running ones;
+        C(restarted) always restarts (or starts) them.
+    type: str
+    default: started
+    choices: [started, stopped, restarted]
+  enabled:
+    description:
+      - systemd only. Whether the units start at boot. With supervisord, start at boot is the program
+        file's C(autostart), which the C(notification_service) role writes.
+    type: bool
+  supervisor_config:
+    description: Path of the supervisord configuration file. Required when O(manager=supervisord).
+    type: path
+  supervisord_start:
+    description: Start supervisord with O(supervisor_config) when it is not running (sandbox hosts).
+    type: bool
+    default: false
+  update:
+    description: supervisord only. Apply changed program definitions before acting on the services.
+    type: bool
+    default: true
+  daemon_reload:
+    description: systemd only. Run C(systemctl daemon-reload) first (after unit files changed).
+    type: bool
+    default: false
+  bin_dir:
+    description:
+      - Directory that holds C(supervisorctl) and C(supervisord). Defaults to the directory of the Python
+        interpreter that runs the module, then the C(PATH).
+    type: path
+  timeout:
+    description: Seconds to wait for supervisord to answer and for each service to reach running.
+    type: float
+    default: 20
+author:
+  - notification-emergency contributors
+"""
+
+EXAMPLES = r"""
+- name: Ensure the notification services run on a sandbox host
+  notification_services:
+    manager: supervisord
+    supervisor_config: /srv/sandbox-01/etc/supervisord.conf
+    supervisord_start: true
+    services: [notification-web, notification-websocket]
+
+- name: Stop the WebSocket service
+  notification_services:
+    manager: systemd
+    services: [notification-websocket]
+    state: stopped
+    enabled: false
+
+- name: Restart the web service after a config change
+  notification_services:
+    manager: systemd
+    daemon_reload: true
+    services: [notification-web]
+    state: restarted
+"""
+
+RETURN = r"""
+services:
+  description: Per service, its state after the call and the actions taken (or, in check mode, that would be).
+  returned: always
+  type: dict
+  sample:
+    notification-web:
+      name: notification-web
+      state: RUNNING
+      running: true
+      pid: 4242
+      enabled: null
+      detail: "pid 4242, uptime 0:00:03"
+      actions: [start]
+manager_actions:
+  description: What was done to the manager itself (supervisord started, program definitions applied).
+  returned: always
+  type: list
+  elements: str
+  sample: ["started supervisord", "notification-web: changed"]
+"""
+
+import os
+import shutil
+import sys
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.notification_services import (
+    ServiceControlError,
+    SupervisorBackend,
+    SystemdBackend,
+    converge,
+)
+
+
+def find_binary(name, bin_dir):
+    candidates = []
+    if bin_dir:
+        candidates.append(os.path.join(bin_dir, name))
+    candidates.append(os.path.join(os.path.dirname(sys.executable), name))
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which(name)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            manager=dict(type="str", required=True, choices=["supervisord", "systemd"]),
+            services=dict(type="list", elements="str", required=True),
+            state=dict(type="str", default="started", choices=["started", "stopped", "restarted"]),
+            enabled=dict(type="bool"),
+            supervisor_config=dict(type="path"),
+            supervisord_start=dict(type="bool", default=False),
+            update=dict(type="bool", default=True),
+            daemon_reload=dict(type="bool", default=False),
+            bin_dir=dict(type="path"),
+            timeout=dict(type="float", default=20.0),
+        ),
+        required_if=[("manager", "supervisord", ("supervisor_config",))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not params["services"]:
+        module.fail_json(msg="services is empty; name at least one supervisord program or systemd unit")
+    if params["timeout"] <= 0:
+        module.fail_json(msg=f"timeout must be a positive number of seconds, got {params['timeout']}")
+
+    def run(args):
+        return module.run_command(args)
+
+    try:
+        if params["manager"] == "supervisord":
+            ctl = find_binary("supervisorctl", params["bin_dir"])
+            daemon = find_binary("supervisord", params["bin_dir"])
+            if not ctl or not daemon:
+                module.fail_json(
+                    msg="supervisorctl/supervisord not found; install supervisor or set bin_dir to their directory"
+                )
+            backend = SupervisorBackend(run, params["supervisor_config"], ctl, daemon, params["timeout"])
+        else:
+            systemctl = find_binary("systemctl", params["bin_dir"])
+            if not systemctl:
+                module.fail_json(msg="systemctl not found; use manager=supervisord on hosts without systemd")
+            backend = SystemdBackend(run, systemctl)
+            if params["daemon_reload"] and not module.check_mode:
+                backend.daemon_reload()
+        changed, services, manager_actions = converge(
+            backend,
+            params["services"],
+            params["state"],
+            params["enabled"],
+            module.check_mode,
+            params["timeout"],
+            update=params["update"],
+            start_daemon=params["supervisord_start"],
+        )
+    except ServiceControlError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=changed, services=services, manager_actions=manager_actions)
+
+
+if __name__ == "__main__":
+    main()
