@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: notification-emergency contributors
 # MIT License (see LICENSE)
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Control the notification service's processes under supervisord or systemd.
 
 Shared by the ``notification_services`` module (and later the health and recovery modules).
@@ -12,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 # run_command(args) -> (rc, stdout, stderr)
 Runner = Callable[[list[str]], tuple[int, str, str]]
@@ -231,9 +231,11 @@ def converge(
         if not backend.reachable():
             if state == "stopped":
                 # Nothing runs without its supervisord: already in the wanted state.
-                return False, {n: ServiceState(n, "STOPPED", False).as_dict() for n in services}, [
-                    "supervisord not running"
-                ]
+                return (
+                    False,
+                    {n: ServiceState(n, "STOPPED", False).as_dict() for n in services},
+                    ["supervisord not running"],
+                )
             if not start_daemon:
                 raise ServiceControlError(
                     f"supervisord is not running for {backend.config}; start it or set supervisord_start=true"
@@ -241,8 +243,10 @@ def converge(
             changed = True
             manager_actions.append("started supervisord")
             if check_mode:
-                return True, {n: ServiceState(n, "STOPPED", False, actions=["start"]).as_dict() for n in services}, (
-                    manager_actions
+                return (
+                    True,
+                    {n: ServiceState(n, "STOPPED", False, actions=["start"]).as_dict() for n in services},
+                    (manager_actions),
                 )
             backend.start_daemon()
         if update:
@@ -284,6 +288,9 @@ def converge(
                 current = wait_running(backend, name, wait_timeout)
             else:
                 current = backend.status(name)
+        elif state in ("started", "restarted") and not check_mode and current.state in ("STARTING", "activating"):
+            # Started by a program update or by someone else a moment ago: report it once it runs.
+            current = wait_running(backend, name, wait_timeout)
         current.actions = actions
         changed = changed or bool(actions)
         results[name] = current.as_dict()

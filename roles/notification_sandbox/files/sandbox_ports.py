@@ -9,6 +9,7 @@ stop:  stop a sandbox host's supervisord and every process started from its root
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -55,7 +56,8 @@ def check(args: argparse.Namespace) -> int:
                 busy.append(f"{port} ({role} of {name})")
     if busy:
         print(
-            "ports needed by new sandbox hosts are in use by other processes: " + ", ".join(busy)
+            "ports needed by new sandbox hosts are in use by other processes: "
+            + ", ".join(busy)
             + "; stop those processes or choose another range with -e sandbox_base_port=N",
             file=sys.stderr,
         )
@@ -98,7 +100,8 @@ def stop(args: argparse.Namespace) -> int:
     supervisord = False
     if os.path.exists(pidfile) and os.path.exists(conf):
         try:
-            pid = int(open(pidfile).read().strip())
+            with open(pidfile) as handle:
+                pid = int(handle.read().strip())
         except (OSError, ValueError):
             pid = 0
         if pid and alive(pid):
@@ -112,10 +115,8 @@ def stop(args: argparse.Namespace) -> int:
     leftovers = processes_under(args.root)
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         for pid in leftovers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + wait
         while any(alive(pid) for pid in leftovers) and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Wall time of sandbox_up (1 and 10 hosts), of the idempotent re-deploy, and of sandbox_down.
+
+    .venv/bin/python bench/bench_sandbox.py [--sizes 1,10] [--repeat 1]
+
+Each size gets a fresh sandbox in a temporary directory and its own port range, so the demo
+sandbox is not touched. Prints a table and writes bench/results/sandbox.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.ansible.sandbox import Sandbox  # noqa: E402
+from tests.conftest import free_port_block  # noqa: E402
+
+
+def measure(size: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as work:
+        box = Sandbox(Path(work), free_port_block(10 * size + 3, start=23000))
+        try:
+            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": size})
+            if up.rc != 0:
+                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
+            redeploy = box.playbook("deploy.yml")
+            if redeploy.rc != 0 or set(redeploy.changed().values()) != {0}:
+                raise SystemExit(f"re-deploy was not idempotent: {redeploy.changed()}")
+        finally:
+            down = box.playbook("sandbox_down.yml")
+        return {
+            "sandbox_up": up.seconds,
+            "redeploy_idempotent": redeploy.seconds,
+            "sandbox_down": down.seconds,
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,10", help="comma-separated sandbox sizes (default 1,10)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size; the median is reported")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: dict[str, dict[str, float]] = {}
+    print(
+        f"{'hosts':>5}  {'sandbox_up':>11}  {'re-deploy':>10}  {'sandbox_down':>12}  (s, median of {args.repeat})"
+    )
+    for size in sizes:
+        runs = [measure(size) for _ in range(args.repeat)]
+        median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        results[str(size)] = median
+        print(
+            f"{size:>5}  {median['sandbox_up']:>11.1f}  {median['redeploy_idempotent']:>10.1f}  "
+            f"{median['sandbox_down']:>12.1f}",
+            flush=True,
+        )
+    out = ROOT / "bench" / "results" / "sandbox.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(), "seconds": results}, indent=2)
+        + "\n"
+    )
+    print(f"written: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Shared fixtures: the project paths, free ports, and running the project's modules in-process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import ansible.module_utils
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+# The project's module_utils are importable as ansible.module_utils.<name>, as they are when Ansible
+# ships them with a module.
+if str(ROOT / "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(ROOT / "module_utils"))
+
+
+def free_port_block(count: int, start: int = 20000, stop: int = 60000, step: int = 10) -> int:
+    """First port of a block of ``count`` consecutive free ports on 127.0.0.1."""
+    for base in range(start, stop, step):
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port block")
+
+
+def load_module(name: str) -> ModuleType:
+    """Import library/<name>.py as a Python module."""
+    spec = importlib.util.spec_from_file_location(f"library_{name}", ROOT / "library" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def module_runner(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Call ``runner(name, args, check_mode=False)``; returns (result dict, failed flag)."""
+
+    def runner(name: str, args: dict[str, Any], check_mode: bool = False) -> tuple[dict[str, Any], bool]:
+        module = load_module(name)
+        if check_mode:
+            args = {**args, "_ansible_check_mode": True}
+        capsys.readouterr()
+        with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+            module.main()
+        result = json.loads(capsys.readouterr().out)
+        return result, bool(exit_info.value.code) or bool(result.get("failed"))
+
+    yield runner
