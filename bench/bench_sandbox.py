@@ -51,9 +51,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[str, dict[str, float]] = {}
-    print(
-        f"{'hosts':>5}  {'sandbox_up':>11}  {'re-deploy':>10}  {'sandbox_down':>12}  (s, median of {args.repeat})"
-    )
+    print(f"{'hosts':>5}  {'sandbox_up':>11}  {'re-deploy':>10}  {'sandbox_down':>12}  (s, median of {args.repeat})")
     for size in sizes:
         runs = [measure(size) for _ in range(args.repeat)]
         median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}

@@ -1,0 +1,1008 @@
+"""The failure catalogue: failure types, the signals that identify them, their levels and recovery plans.
+
+This one file is both the data and the code that applies it. The Python package imports it as
+``notification_emergency.catalogue``; Ansible ships the same file to managed hosts as
+``ansible.module_utils.notification_catalogue`` (``module_utils/notification_catalogue.py`` is a relative
+symlink to it), where ``notification_classify`` uses it, and the filter plugins import it on the controller.
+So it stays stdlib only, Python 3.8+ syntax, and imports nothing else from the package.
+
+Vocabulary:
+
+- A *health result* is what ``notification_health`` returns (see docs/health-result.md): ``checks`` maps a
+  check name to ``component``, ``kind``, ``critical``, ``status``, ``reason``, ``error`` and ``evidence``.
+- A *signal* is one way a failure type shows: a matcher on one check (every given field must match; a list
+  means "one of"), or regular expressions searched in the operator's messages / log lines.
+- A type is *detected* when one of its signals fires. Its level is the most severe level of the signals
+  that fired (most signals carry the type's ``base_level``).
+- A detected type can *explain* another detected type (the root cause): the explained one is dropped from
+  ``failures`` and listed under ``suppressed``, its plan is dropped, and the explaining type takes over
+  its level when that is more severe (impact stays visible, the plan goes to the cause).
+- Non-healthy checks that no signal claims become the ``unknown`` type.
+- Levels are then raised by the number of affected users (``ESCALATION``), never above level 1.
+- The plan is the merged, de-duplicated list of the remaining types' steps, in failure order (level, then
+  catalogue order); the first occurrence of a step wins and steps marked ``last`` (escalate) close it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "CATALOGUE",
+    "ESCALATION",
+    "LEVELS",
+    "STATUSES",
+    "STEPS",
+    "UNKNOWN",
+    "CatalogueError",
+    "catalogue_as_dict",
+    "classify",
+    "count_affected_users",
+    "escalate_level",
+    "health_summary",
+    "level_info",
+    "merge_plans",
+]
+
+CATALOGUE_VERSION = 1
+STATUSES = ("healthy", "degraded", "failed")
+NOT_HEALTHY = ("degraded", "failed")
+UNKNOWN = "unknown"
+MAX_REASON_TEXT = 300  # characters of a message or error kept as evidence
+
+
+class CatalogueError(ValueError):
+    """Bad input to the catalogue functions (or an inconsistent catalogue); the message names the input."""
+
+
+# -- levels and escalation -----------------------------------------------------------------------------
+
+LEVELS: dict[int, dict[str, Any]] = {
+    1: {"level": 1, "name": "critical", "response_minutes": 0, "response": "immediate"},
+    2: {"level": 2, "name": "high", "response_minutes": 15, "response": "within 15 minutes"},
+    3: {"level": 3, "name": "medium", "response_minutes": 30, "response": "within 30 minutes"},
+    4: {"level": 4, "name": "low", "response_minutes": 60, "response": "within 60 minutes"},
+}
+NO_LEVEL: dict[str, Any] = {"level": None, "name": "none", "response_minutes": None, "response": "none"}
+
+ESCALATION: dict[str, Any] = {
+    "description": (
+        "Raise every failure's level by the number of affected users, given as a count or as a list of "
+        "user ids (each id counted once): the highest threshold reached applies; a level never goes above 1."
+    ),
+    "thresholds": [
+        {"min_users": 1000, "raise_by": 2},
+        {"min_users": 100, "raise_by": 1},
+    ],
+    "highest_level": 1,
+}
+
+# -- recovery steps --------------------------------------------------------------------------------------
+# action: either {"playbook": <playbooks/ file>, "extra_vars": {...}} (run by the engine through
+# ansible-runner) or {"notify": <audience>} (sent by the engine's notifier).
+# automatic: the engine may run the step without a human's approval. Steps that touch notification data
+# (the database, the pending queue, the flash store) are never automatic; escalate is a hand-off to a human.
+# last: the step closes any merged plan (one hand-off at the end, whatever the type order).
+
+STEPS: dict[str, dict[str, Any]] = {
+    "restart_web": {
+        "label": "restart web",
+        "description": "Restart the web (Flask) process and wait until GET /health answers.",
+        "action": {"playbook": "restart_services.yml", "extra_vars": {"components": ["web"]}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "restart_websocket": {
+        "label": "restart websocket",
+        "description": "Restart the WebSocket (Flask-SocketIO) process; wait until its namespace accepts connections.",
+        "action": {"playbook": "restart_services.yml", "extra_vars": {"components": ["websocket"]}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "restart_redis": {
+        "label": "restart redis",
+        "description": "Restart Redis and wait until it answers PING.",
+        "action": {"playbook": "restart_services.yml", "extra_vars": {"components": ["redis"]}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "restart_workers": {
+        "label": "restart workers",
+        "description": "Gracefully reload the web and WebSocket workers, one process at a time.",
+        "action": {
+            "playbook": "restart_services.yml",
+            "extra_vars": {"components": ["web", "websocket"], "graceful": True},
+        },
+        "automatic": True,
+        "touches_data": False,
+    },
+    "enable_flash_fallback": {
+        "label": "enable flash fallback",
+        "description": (
+            "Let the web deliver new notifications as flash messages while real-time delivery is down "
+            "(WebSocket stays configured; nothing pending is moved)."
+        ),
+        "action": {"playbook": "enable_flash_fallback.yml", "extra_vars": {}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "rollback_to_legacy": {
+        "label": "roll back to legacy",
+        "description": (
+            "Switch the service to legacy mode: carry pending WebSocket notifications into the flash store "
+            "(each delivered once), then stop and disable the WebSocket service."
+        ),
+        "action": {"playbook": "rollback_to_legacy.yml", "extra_vars": {}},
+        "automatic": False,
+        "touches_data": True,
+    },
+    "drain_backlog_to_flash": {
+        "label": "drain backlog to flash",
+        "description": "Move the pending WebSocket backlog from Redis into the flash store, each notification once.",
+        "action": {"playbook": "drain_backlog.yml", "extra_vars": {"target": "flash"}},
+        "automatic": False,
+        "touches_data": True,
+    },
+    "restore_config": {
+        "label": "restore config",
+        "description": "Restore config.yml from the last good backup (checksum verified) and reload the services.",
+        "action": {"playbook": "restore_backup.yml", "extra_vars": {"items": ["config"]}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "restore_templates": {
+        "label": "restore templates",
+        "description": "Restore the active template set from the last good backup (checksums verified).",
+        "action": {"playbook": "restore_backup.yml", "extra_vars": {"items": ["templates"]}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "restore_release": {
+        "label": "restore last good release",
+        "description": (
+            "Redeploy the last good release of the application; a human confirms, because older code may "
+            "not match the current database schema."
+        ),
+        "action": {"playbook": "restore_backup.yml", "extra_vars": {"items": ["release"]}},
+        "automatic": False,
+        "touches_data": False,
+    },
+    "repair_database": {
+        "label": "repair database",
+        "description": (
+            "Check the notifications database (connectivity, integrity) and repair or restore it from a "
+            "backup; a human decides, the engine never changes data on its own."
+        ),
+        "action": {"playbook": "repair_database.yml", "extra_vars": {}},
+        "automatic": False,
+        "touches_data": True,
+    },
+    "prune_logs": {
+        "label": "prune logs",
+        "description": "Compress and delete rotated service logs beyond the log retention.",
+        "action": {"playbook": "prune.yml", "extra_vars": {"items": ["logs"]}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "prune_backups": {
+        "label": "prune backups",
+        "description": "Delete backups beyond the backup retention, never the last good one.",
+        "action": {"playbook": "prune.yml", "extra_vars": {"items": ["backups"]}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "escalate": {
+        "label": "escalate",
+        "description": (
+            "Hand the incident to a human: notify the on-call chain with the classification and what was tried."
+        ),
+        "action": {"notify": "on_call"},
+        "automatic": False,
+        "touches_data": False,
+        "last": True,
+    },
+}
+
+# -- failure types ---------------------------------------------------------------------------------------
+# Order matters: it is the tie-break between types of the same level (causes before symptoms), so it is
+# the order of the merged plan. Signal fields: "check" (a matcher on one check: component, kind, status,
+# reason: lists of accepted values; reason_not: excluded reasons; critical: bool; text: regex searched in
+# the check's error and evidence; evidence: {dotted path: accepted values}) or "messages" (regexes, case
+# insensitive). "level" on a signal overrides the type's base_level. "explains": the types this one is the
+# root cause of, optionally only when the explained type's checks all have one of "when_reasons".
+# "context": components whose status the detail text mentions ("... while web is healthy"). unknown has no
+# signals: classify gives it the non-healthy checks no other signal claimed (signal id "unclaimed_check").
+
+_NOT_HEALTHY = ["degraded", "failed"]  # lists, not tuples: the data must survive a JSON round trip
+_SLOW_OR_BACKLOG = ["slow", "backlog"]
+_PAGE_ERRORS = ["bad_status", "bad_answer"]  # the process answers, but with 5xx or a failed /health body
+
+CATALOGUE: dict[str, dict[str, Any]] = {
+    "web_service_down": {
+        "title": "Web service down",
+        "description": "The web application does not serve: its /health check, port or process failed, or 5xx errors.",
+        "base_level": 1,
+        "signals": [
+            {
+                "id": "web_check_failed",
+                "description": "a web-component check failed (not merely slow)",
+                "check": {"component": ["web"], "status": ["failed"], "reason_not": _SLOW_OR_BACKLOG},
+            },
+            {
+                "id": "web_error_logged",
+                "description": "a message reports the web process dead or answering 5xx",
+                "messages": [
+                    r"\bnotification-web\b.*\b(FATAL|BACKOFF|EXITED|crashed)\b",
+                    r"\b50[0234] (Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b",
+                    r"\bHTTP(/\d(\.\d)?)? 50[0234]\b",
+                ],
+            },
+        ],
+        "explains": [{"type": "websocket_service_down"}],
+        "plan": ["restart_web", "restore_config", "restore_release", "escalate"],
+    },
+    "database_unavailable": {
+        "title": "Database unavailable",
+        "description": "The notifications database does not answer queries or refuses writes.",
+        "base_level": 1,
+        "signals": [
+            {
+                "id": "database_check_failed",
+                "description": "a database-component check failed",
+                "check": {"component": ["database"], "status": ["failed"], "reason_not": ["slow"]},
+            },
+            {
+                "id": "web_reports_database_failed",
+                "description": "the web's /health reports the database failed",
+                "check": {"component": ["web"], "evidence": {"json.components.database.status": ["failed"]}},
+            },
+            {
+                "id": "database_error_logged",
+                "description": "a message carries a database driver error",
+                "messages": [
+                    r"\bsqlite3\.(OperationalError|DatabaseError)\b",
+                    r"\bpsycopg2?\.(errors\.)?(OperationalError|InterfaceError)\b",
+                    r"\bsqlalchemy\.exc\.(OperationalError|InterfaceError|DisconnectionError)\b",
+                    r"\bdatabase is locked\b",
+                    r"\bdatabase or disk is full\b",
+                    r"\bcould not connect to server\b",
+                    r"\bno such table\b",
+                ],
+            },
+        ],
+        "explains": [{"type": "web_service_down", "when_reasons": _PAGE_ERRORS}],
+        "plan": ["repair_database", "escalate"],
+    },
+    "configuration_error": {
+        "title": "Configuration error",
+        "description": "config.yml is missing, changed from the deployed one, or rejected by the service.",
+        "base_level": 2,
+        "signals": [
+            {
+                "id": "config_check_unhealthy",
+                "description": "the config file check failed or is degraded (missing, checksum, stale)",
+                "check": {"component": ["config"], "status": _NOT_HEALTHY},
+            },
+            {
+                "id": "web_reports_config_error",
+                "description": "the web's /health reports a config reload failure",
+                "check": {
+                    "component": ["web"],
+                    "status": _NOT_HEALTHY,
+                    "text": r"config reload failed|\bconfig\.ya?ml:|\bConfigError\b",
+                },
+            },
+            {
+                "id": "config_error_logged",
+                "description": "a message carries a configuration error (config.yml: <key> ...)",
+                "messages": [
+                    r"\bconfig\.ya?ml:",
+                    r"\bConfigError\b",
+                    r"\binvalid (YAML|configuration)\b",
+                    r"\brequired key \S+ is missing\b",
+                ],
+            },
+        ],
+        "explains": [{"type": "web_service_down"}, {"type": "websocket_service_down"}],
+        "plan": ["restore_config", "restart_web", "restart_websocket", "escalate"],
+    },
+    "redis_unavailable": {
+        "title": "Redis unavailable",
+        "description": "Redis (message queue and pending store) does not answer PING or refuses commands.",
+        "base_level": 2,
+        "signals": [
+            {
+                "id": "redis_check_failed",
+                "description": "a redis-component check failed (not slow, not a backlog)",
+                "check": {"component": ["redis"], "status": ["failed"], "reason_not": _SLOW_OR_BACKLOG},
+            },
+            {
+                "id": "web_reports_redis_failed",
+                "description": "the web's /health reports Redis failed",
+                "check": {"component": ["web"], "evidence": {"json.components.redis.status": ["failed"]}},
+            },
+            {
+                "id": "redis_error_logged",
+                "description": "a message carries a Redis connection error",
+                "messages": [
+                    r"\bredis\.exceptions\.(ConnectionError|TimeoutError|BusyLoadingError|ReadOnlyError|AuthenticationError)\b",
+                    r"\bError \d+ connecting to \S+:\d+",
+                    r"\bMISCONF\b",
+                    r"\bOOM command not allowed\b",
+                    r"\bredis\b.{0,40}\b(connection refused|timed out|unreachable)\b",
+                ],
+            },
+        ],
+        "explains": [{"type": "websocket_service_down"}, {"type": "delivery_backlog"}],
+        "plan": ["restart_redis", "enable_flash_fallback", "escalate"],
+    },
+    "websocket_service_down": {
+        "title": "WebSocket service down",
+        "description": (
+            "Real-time delivery is down: a websocket-component check (handshake, port, process) failed. "
+            "When the web failed too, it is suppressed under web_service_down (a whole-service outage)."
+        ),
+        "base_level": 2,
+        "context": ["web"],
+        "signals": [
+            {
+                "id": "websocket_check_failed",
+                "description": "a websocket-component check failed (not merely slow)",
+                "check": {"component": ["websocket"], "status": ["failed"], "reason_not": _SLOW_OR_BACKLOG},
+            },
+            {
+                "id": "web_reports_websocket_failed",
+                "description": "the web's /health reports the WebSocket process failed",
+                "check": {"component": ["web"], "evidence": {"json.components.websocket.status": ["failed"]}},
+            },
+            {
+                "id": "websocket_error_logged",
+                "description": "a message reports the WebSocket process dead or refusing connections",
+                "messages": [
+                    r"\bnotification-websocket\b.*\b(FATAL|BACKOFF|EXITED|crashed)\b",
+                    r"\b(websocket|socket\.?io)\b.{0,60}\b(connection refused|handshake failed|connect_error)\b",
+                ],
+            },
+        ],
+        "explains": [{"type": "delivery_backlog"}],
+        "plan": ["restart_websocket", "enable_flash_fallback", "rollback_to_legacy", "escalate"],
+    },
+    "template_error": {
+        "title": "Template error",
+        "description": "Pages fail to render: the active template set is missing or changed, or Jinja2 errors.",
+        "base_level": 3,
+        "signals": [
+            {
+                "id": "templates_check_unhealthy",
+                "description": "the templates file check failed or is degraded (missing, checksum)",
+                "check": {"component": ["templates"], "status": _NOT_HEALTHY},
+            },
+            {
+                "id": "web_reports_template_error",
+                "description": "a failed/degraded web check mentions a template or Jinja2 error",
+                "check": {
+                    "component": ["web"],
+                    "status": _NOT_HEALTHY,
+                    "text": r"TemplateNotFound|TemplateSyntaxError|UndefinedError|jinja2|\btemplates?(_dir)?\b",
+                },
+            },
+            {
+                "id": "template_error_logged",
+                "description": "a message carries a Jinja2 template error",
+                "messages": [
+                    r"\bjinja2\.exceptions\.\w+",
+                    r"\b(TemplateNotFound|TemplateSyntaxError|TemplateAssertionError)\b",
+                    r"\btemplate\b.{0,80}\b(not found|missing|error|failed)\b",
+                ],
+            },
+        ],
+        "explains": [{"type": "web_service_down", "when_reasons": _PAGE_ERRORS}],
+        "plan": ["restore_templates", "restart_web", "escalate"],
+    },
+    "delivery_backlog": {
+        "title": "Delivery backlog",
+        "description": "Pending notifications pile up: the pending queue is too long or too old.",
+        "base_level": 3,
+        "signals": [
+            {
+                "id": "backlog_reported",
+                "description": "a check reports reason backlog (pending queue too long or too old)",
+                "check": {"reason": ["backlog"], "status": _NOT_HEALTHY},
+            },
+            {
+                "id": "backlog_logged",
+                "description": "a message reports a growing or old pending queue",
+                "messages": [
+                    r"\bpending (notifications?|queue)\b.{0,80}\b(backlog|too (old|long)|growing)\b",
+                    r"\bnotification backlog\b",
+                ],
+            },
+        ],
+        "explains": [],
+        "plan": ["restart_websocket", "drain_backlog_to_flash", "escalate"],
+    },
+    "disk_pressure": {
+        "title": "Disk pressure",
+        "description": "Free disk space is under the threshold on the service's filesystem.",
+        "base_level": 3,
+        "signals": [
+            {
+                "id": "disk_check_unhealthy",
+                "description": "the disk check failed or is degraded",
+                "check": {"component": ["disk"], "status": _NOT_HEALTHY},
+            },
+            {
+                "id": "low_space_reported",
+                "description": "any check reports reason low_space",
+                "check": {"reason": ["low_space"], "status": _NOT_HEALTHY},
+            },
+            {
+                "id": "disk_full_logged",
+                "description": "a message reports a full disk",
+                "messages": [
+                    r"\bNo space left on device\b",
+                    r"\bENOSPC\b",
+                    r"\bdatabase or disk is full\b",
+                    r"\bdisk (is )?full\b",
+                ],
+            },
+        ],
+        # A full disk makes SQLite writes and Redis persistence fail with errors (not with refused/timeout).
+        "explains": [
+            {"type": "database_unavailable", "when_reasons": ["error", "bad_answer"]},
+            {"type": "redis_unavailable", "when_reasons": ["error", "bad_answer"]},
+        ],
+        "plan": ["prune_logs", "prune_backups", "escalate"],
+    },
+    "performance_degradation": {
+        "title": "Performance degradation",
+        "description": "Checks answer over their latency threshold: level 3 when a critical check is slow, else 4.",
+        "base_level": 4,
+        "signals": [
+            {
+                "id": "critical_check_slow",
+                "description": "a critical check is slow",
+                "check": {"reason": ["slow"], "critical": True, "status": _NOT_HEALTHY},
+                "level": 3,
+            },
+            {
+                "id": "check_slow",
+                "description": "a non-critical check is slow",
+                "check": {"reason": ["slow"], "critical": False, "status": _NOT_HEALTHY},
+            },
+            {
+                "id": "worker_timeout_logged",
+                "description": "a message reports a worker timeout (gunicorn WORKER TIMEOUT)",
+                "messages": [r"\bWORKER TIMEOUT\b"],
+                "level": 3,
+            },
+            {
+                "id": "slowness_logged",
+                "description": "a message reports latency over a threshold",
+                "messages": [r"\b(slow|latency)\b.{0,60}\b(threshold|exceeded)\b"],
+            },
+        ],
+        "explains": [],
+        "plan": ["restart_workers", "escalate"],
+    },
+    UNKNOWN: {
+        "title": "Unknown failure",
+        "description": (
+            "A failed or degraded check that no signal of another type claims. Its level comes from the "
+            "affected users: base level 3, raised like every type by ESCALATION."
+        ),
+        "base_level": 3,
+        "signals": [],
+        "explains": [],
+        "plan": ["escalate"],
+    },
+}
+
+_CHECK_MATCHER_KEYS = frozenset({"component", "kind", "status", "reason", "reason_not", "critical", "text", "evidence"})
+
+
+# -- catalogue consistency (checked once, at import) -----------------------------------------------------
+
+
+def _compile(pattern: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise CatalogueError(f"{where}: invalid regular expression {pattern!r}: {exc}") from None
+
+
+def _validate_catalogue() -> dict[str, re.Pattern[str]]:
+    """Check the data's invariants; return the compiled regexes keyed by "type/signal/index"."""
+    compiled: dict[str, re.Pattern[str]] = {}
+    for step_id, step in STEPS.items():
+        if step["touches_data"] and step["automatic"]:
+            raise CatalogueError(f"step {step_id} touches data and must not be automatic")
+        action = step["action"]
+        if ("playbook" in action) == ("notify" in action):
+            raise CatalogueError(f"step {step_id}: action needs exactly one of playbook or notify")
+    for name, entry in CATALOGUE.items():
+        if entry["base_level"] not in LEVELS:
+            raise CatalogueError(f"type {name}: base_level {entry['base_level']} is not a level")
+        for step_id in entry["plan"]:
+            if step_id not in STEPS:
+                raise CatalogueError(f"type {name}: plan step {step_id} is not in STEPS")
+        if entry["plan"][-1:] != ["escalate"]:
+            raise CatalogueError(f"type {name}: a plan ends with escalate")
+        for rule in entry["explains"]:
+            if rule["type"] not in CATALOGUE or rule["type"] in (name, UNKNOWN):
+                raise CatalogueError(f"type {name}: explains unknown or invalid type {rule['type']}")
+        for signal in entry["signals"]:
+            where = f"{name}/{signal['id']}"
+            if ("check" in signal) == ("messages" in signal):
+                raise CatalogueError(f"{where}: a signal has exactly one of check or messages")
+            if signal.get("level", entry["base_level"]) not in LEVELS:
+                raise CatalogueError(f"{where}: level is not a level")
+            matcher = signal.get("check", {})
+            unknown_keys = set(matcher) - _CHECK_MATCHER_KEYS
+            if unknown_keys:
+                raise CatalogueError(f"{where}: unknown matcher keys {sorted(unknown_keys)}")
+            if "text" in matcher:
+                compiled[f"{where}/text"] = _compile(matcher["text"], where)
+            for index, pattern in enumerate(signal.get("messages", [])):
+                compiled[f"{where}/{index}"] = _compile(pattern, where)
+    # The explains graph must be acyclic, so that suppression always leaves a root cause.
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        if state.get(node) == 1:
+            raise CatalogueError(f"explains cycle: {' -> '.join([*path, node])}")
+        if state.get(node) == 2:
+            return
+        state[node] = 1
+        for rule in CATALOGUE[node]["explains"]:
+            visit(rule["type"], [*path, node])
+        state[node] = 2
+
+    for name in CATALOGUE:
+        visit(name, [])
+    return compiled
+
+
+_PATTERNS = _validate_catalogue()
+_ORDER = {name: index for index, name in enumerate(CATALOGUE)}
+
+
+def catalogue_as_dict() -> dict[str, Any]:
+    """The whole catalogue as JSON-serialisable data (for docs, the CLI and the dashboard)."""
+    return {
+        "version": CATALOGUE_VERSION,
+        "levels": [copy.deepcopy(LEVELS[level]) for level in sorted(LEVELS)],
+        "escalation": copy.deepcopy(ESCALATION),
+        "steps": {step_id: _step(step_id) for step_id in STEPS},
+        "types": [{"type": name, **copy.deepcopy(entry)} for name, entry in CATALOGUE.items()],
+    }
+
+
+# -- argument checks ---------------------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _level_arg(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in LEVELS:
+        if isinstance(value, str) and value.strip().isdigit() and int(value) in LEVELS:
+            return int(value)
+        raise CatalogueError(f"{name} must be a level 1 (critical) to 4 (low), got {_describe(value)}")
+    return value
+
+
+def count_affected_users(affected_users: Any) -> int | None:
+    """A count (int >= 0, or a string of digits) or a list of user ids (unique ids counted); None stays None."""
+    message = f"affected_users must be a non-negative count or a list of user ids, got {_describe(affected_users)}"
+    if affected_users is None:
+        return None
+    if isinstance(affected_users, bool):
+        raise CatalogueError(message)
+    if isinstance(affected_users, int):
+        if affected_users < 0:
+            raise CatalogueError(message)
+        return affected_users
+    if isinstance(affected_users, str):
+        if not affected_users.strip().isdigit():
+            raise CatalogueError(message)
+        return int(affected_users.strip())
+    if isinstance(affected_users, (list, tuple, set, frozenset)):
+        ids = set()
+        for item in affected_users:
+            if isinstance(item, bool) or not isinstance(item, (str, int)) or (isinstance(item, str) and not item):
+                raise CatalogueError(
+                    f"affected_users must be a non-negative count or a list of user ids (strings or integers), "
+                    f"got the item {_describe(item)}"
+                )
+            ids.add(str(item))
+        return len(ids)
+    raise CatalogueError(message)
+
+
+def _messages_arg(messages: Any) -> list[str]:
+    if messages is None:
+        return []
+    if isinstance(messages, str):
+        return [messages]
+    if not isinstance(messages, (list, tuple)):
+        raise CatalogueError(
+            f"messages must be a list of strings (error messages or log lines), got {_describe(messages)}"
+        )
+    for index, item in enumerate(messages):
+        if not isinstance(item, str):
+            raise CatalogueError(f"messages must be a list of strings; item {index} is {_describe(item)}")
+    return list(messages)
+
+
+def _checks_arg(health: Any) -> list[dict[str, Any]]:
+    """The health result's checks, normalised and sorted by name (so the input order never matters)."""
+    if isinstance(health, Mapping) and "checks" not in health and isinstance(health.get("health"), Mapping):
+        health = health["health"]  # a registered result that nests the health result
+    if not isinstance(health, Mapping) or not isinstance(health.get("checks"), Mapping):
+        raise CatalogueError(
+            f"health must be a health result (a dict with a checks mapping, see docs/health-result.md), "
+            f"got {_describe(health)}"
+        )
+    checks = []
+    for name in sorted(health["checks"], key=str):
+        check = health["checks"][name]
+        where = f"health.checks.{name}"
+        if not isinstance(check, Mapping):
+            raise CatalogueError(f"{where} must be a dict (a check result), got {_describe(check)}")
+        status = check.get("status")
+        if status not in STATUSES:
+            raise CatalogueError(f"{where}.status must be one of {', '.join(STATUSES)}, got {_describe(status)}")
+        evidence = check.get("evidence")
+        checks.append(
+            {
+                "name": str(name),
+                "component": check.get("component") or str(name),
+                "kind": check.get("kind"),
+                "critical": bool(check.get("critical", True)),
+                "status": status,
+                "reason": check.get("reason"),
+                "error": check.get("error"),
+                "evidence": evidence if isinstance(evidence, Mapping) else {},
+            }
+        )
+    return checks
+
+
+# -- public helpers -----------------------------------------------------------------------------------------
+
+
+def level_info(level: Any) -> dict[str, Any]:
+    """``{"level", "name", "response_minutes", "response"}`` for a level 1-4; None gives the "none" entry."""
+    if level is None:
+        return dict(NO_LEVEL)
+    return dict(LEVELS[_level_arg(level, "level")])
+
+
+def escalate_level(level: Any, affected_users: Any) -> int:
+    """The level raised by the affected users (count or list of ids) per ESCALATION, never above 1."""
+    base = _level_arg(level, "level")
+    count = count_affected_users(affected_users) or 0
+    raise_by = max(
+        (threshold["raise_by"] for threshold in ESCALATION["thresholds"] if count >= threshold["min_users"]),
+        default=0,
+    )
+    return max(int(ESCALATION["highest_level"]), base - raise_by)
+
+
+def health_summary(health: Any) -> str:
+    """One line: ``healthy 9, degraded 0, failed 1: websocket (refused)`` (non-healthy checks by name)."""
+    checks = _checks_arg(health)
+    counts = ", ".join(f"{status} {sum(1 for c in checks if c['status'] == status)}" for status in STATUSES)
+    bad = [f"{c['name']} ({c['reason'] or c['error'] or c['status']})" for c in checks if c["status"] in NOT_HEALTHY]
+    return counts + (": " + ", ".join(bad) if bad else "")
+
+
+def _step(step_id: str) -> dict[str, Any]:
+    step = STEPS[step_id]
+    return {
+        "id": step_id,
+        "label": step["label"],
+        "action": copy.deepcopy(step["action"]),
+        "description": step["description"],
+        "automatic": step["automatic"],
+        "touches_data": step["touches_data"],
+    }
+
+
+def merge_plans(types: Any, keep_order: bool = False) -> list[dict[str, Any]]:
+    """The merged, de-duplicated plan of several failure types.
+
+    Types are taken in catalogue order (severity, then causes before symptoms) unless ``keep_order`` is
+    set (classify passes them ordered by their computed level). The first occurrence of a step wins;
+    steps marked ``last`` (escalate) close the plan. Each step lists the types that asked for it.
+    """
+    if isinstance(types, str):
+        types = [types]
+    if not isinstance(types, (list, tuple)):
+        raise CatalogueError(f"types must be a list of failure type names, got {_describe(types)}")
+    names: list[str] = []
+    for name in types:
+        if not isinstance(name, str) or name not in CATALOGUE:
+            raise CatalogueError(f"types: {_describe(name)} is not a failure type (known: {', '.join(CATALOGUE)})")
+        if name not in names:
+            names.append(name)
+    if not keep_order:
+        names.sort(key=_ORDER.__getitem__)
+    steps: dict[str, dict[str, Any]] = {}
+    for name in names:
+        for step_id in CATALOGUE[name]["plan"]:
+            if step_id not in steps:
+                steps[step_id] = {**_step(step_id), "for_types": []}
+            steps[step_id]["for_types"].append(name)
+    ordered = [step for step in steps.values() if not STEPS[step["id"]].get("last")]
+    return ordered + [step for step in steps.values() if STEPS[step["id"]].get("last")]
+
+
+# -- classification ------------------------------------------------------------------------------------------
+
+
+def _lookup(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _check_text(check: Mapping[str, Any]) -> str:
+    parts = [str(check["error"] or "")]
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key in sorted(value, key=str):
+                parts.append(str(key))
+                walk(value[key])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif value is not None:
+            parts.append(str(value))
+
+    walk(check["evidence"])
+    return "\n".join(parts)
+
+
+def _check_matches(check: Mapping[str, Any], matcher: Mapping[str, Any], text: re.Pattern[str] | None) -> bool:
+    for key in ("component", "kind", "status", "reason"):
+        if key in matcher and check[key] not in matcher[key]:
+            return False
+    if check["reason"] in matcher.get("reason_not", ()):
+        return False
+    if "critical" in matcher and check["critical"] != matcher["critical"]:
+        return False
+    for path, accepted in matcher.get("evidence", {}).items():
+        if _lookup(check["evidence"], path) not in accepted:
+            return False
+    return text is None or bool(text.search(_check_text(check)))
+
+
+def _clip(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= MAX_REASON_TEXT else text[: MAX_REASON_TEXT - 3] + "..."
+
+
+def _check_detail(check: Mapping[str, Any]) -> str:
+    why = check["error"] or check["reason"]
+    return f"{check['name']} check {check['status']}" + (f" ({_clip(why)})" if why else "")
+
+
+class _Detection:
+    """What fired for one type: the signals, the checks and messages they matched, the signal level."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.signals: set[str] = set()
+        self.checks: dict[str, dict[str, Any]] = {}
+        self.messages: set[str] = set()
+        self.level = 5  # lowered by each signal that fires
+
+    def fire(self, signal: Mapping[str, Any]) -> None:
+        self.signals.add(signal["id"])
+        self.level = min(self.level, signal.get("level", CATALOGUE[self.name]["base_level"]))
+
+    @property
+    def reasons(self) -> set[Any]:
+        return {check["reason"] for check in self.checks.values()}
+
+
+def _detect(checks: list[dict[str, Any]], messages: list[str]) -> dict[str, _Detection]:
+    detections: dict[str, _Detection] = {}
+    for name, entry in CATALOGUE.items():
+        found = _Detection(name)
+        for signal in entry["signals"]:
+            where = f"{name}/{signal['id']}"
+            if "check" in signal:
+                text = _PATTERNS.get(f"{where}/text")
+                for check in checks:
+                    if _check_matches(check, signal["check"], text):
+                        found.fire(signal)
+                        found.checks[check["name"]] = check
+            else:
+                for message in messages:
+                    if any(_PATTERNS[f"{where}/{i}"].search(message) for i in range(len(signal["messages"]))):
+                        found.fire(signal)
+                        found.messages.add(_clip(message))
+        if found.signals:
+            detections[name] = found
+    claimed = {check_name for found in detections.values() for check_name in found.checks}
+    unclaimed = [check for check in checks if check["status"] in NOT_HEALTHY and check["name"] not in claimed]
+    if unclaimed:
+        found = _Detection(UNKNOWN)
+        found.signals.add("unclaimed_check")
+        found.level = CATALOGUE[UNKNOWN]["base_level"]
+        found.checks = {check["name"]: check for check in unclaimed}
+        detections[UNKNOWN] = found
+    return detections
+
+
+def _explanations(detections: Mapping[str, _Detection]) -> dict[str, list[str]]:
+    """explainer -> the detected types it explains (a rule's when_reasons must cover the explained checks)."""
+    explains: dict[str, list[str]] = {name: [] for name in detections}
+    for name in detections:
+        for rule in CATALOGUE[name]["explains"]:
+            target = detections.get(rule["type"])
+            if target is None:
+                continue
+            if "when_reasons" in rule and not target.reasons <= set(rule["when_reasons"]):
+                continue
+            explains[name].append(rule["type"])
+    return explains
+
+
+def _descendants(name: str, explains: Mapping[str, list[str]]) -> list[str]:
+    seen: list[str] = []
+    todo = list(explains[name])
+    while todo:
+        current = todo.pop(0)
+        if current not in seen:
+            seen.append(current)
+            todo.extend(explains[current])
+    return sorted(seen, key=_ORDER.__getitem__)
+
+
+def _failure(
+    found: _Detection,
+    level: int,
+    basis: list[str],
+    checks: list[dict[str, Any]],
+) -> dict[str, Any]:
+    entry = CATALOGUE[found.name]
+    info = LEVELS[level]
+    details = [_check_detail(check) for check in sorted(found.checks.values(), key=lambda c: c["name"])]
+    details += [f'message "{message}"' for message in sorted(found.messages)]
+    detail = "; ".join(details)
+    for component in entry.get("context", []):
+        context = sorted(c["status"] for c in checks if c["component"] == component and c["name"] not in found.checks)
+        if context and detail:
+            worst = "failed" if "failed" in context else "degraded" if "degraded" in context else "healthy"
+            detail += f" while {component} is {worst}"
+    return {
+        "type": found.name,
+        "title": entry["title"],
+        "level": level,
+        "level_name": info["name"],
+        "response_minutes": info["response_minutes"],
+        "response": info["response"],
+        "base_level": entry["base_level"],
+        "level_basis": basis,
+        "detail": detail,
+        "evidence": {
+            "checks": sorted(found.checks),
+            "messages": sorted(found.messages),
+            "signals": sorted(found.signals),
+        },
+        "plan": list(entry["plan"]),
+    }
+
+
+def _respond(info: Mapping[str, Any]) -> str:
+    return "respond immediately" if info["response_minutes"] == 0 else f"respond {info['response']}"
+
+
+def _trend(level: int | None, previous: int | None) -> str:
+    if previous is None:
+        return "new" if level is not None else "unchanged"
+    if level is None:
+        return "resolved"
+    if level < previous:
+        return "escalated"
+    return "improved" if level > previous else "unchanged"
+
+
+def classify(
+    health: Any,
+    messages: Any = None,
+    affected_users: Any = None,
+    previous_level: Any = None,
+    host: Any = None,
+) -> dict[str, Any]:
+    """Classify a health result (plus optional messages and affected users) with the catalogue.
+
+    Deterministic: checks are read in name order and every list in the result is sorted, so the same
+    input gives the same output whatever the order of checks or messages.
+    """
+    checks = _checks_arg(health)
+    lines = _messages_arg(messages)
+    users = count_affected_users(affected_users)
+    previous = None if previous_level is None else _level_arg(previous_level, "previous_level")
+    if host is not None and not isinstance(host, str):
+        raise CatalogueError(f"host must be a string (the inventory hostname), got {_describe(host)}")
+
+    detections = _detect(checks, lines)
+    explains = _explanations(detections)
+    explained_by: dict[str, list[str]] = {name: [] for name in detections}
+    for name, targets in explains.items():
+        for target in targets:
+            explained_by[target].append(name)
+
+    failures: list[dict[str, Any]] = []
+    suppressed: list[dict[str, Any]] = []
+    for name, found in detections.items():
+        basis = [f"{'signal' if found.level != CATALOGUE[name]['base_level'] else 'base'} level {found.level}"]
+        level = found.level
+        if not explained_by[name]:
+            for other in _descendants(name, explains):
+                if detections[other].level < level:
+                    level = detections[other].level
+                    basis.append(f"takes level {level} from {other}, which it explains")
+        escalated = escalate_level(level, users)
+        if escalated != level:
+            basis.append(f"raised to {escalated} for {users} affected users")
+        failure = _failure(found, escalated, basis, checks)
+        if explained_by[name]:
+            failure["explained_by"] = sorted(explained_by[name], key=_ORDER.__getitem__)
+            suppressed.append(failure)
+        else:
+            failure["explains"] = _descendants(name, explains)
+            failures.append(failure)
+
+    def order(failure: dict[str, Any]) -> tuple[int, int]:
+        return failure["level"], _ORDER[failure["type"]]
+
+    failures.sort(key=order)
+    suppressed.sort(key=order)
+    plan = merge_plans([failure["type"] for failure in failures], keep_order=True)
+    worst: int | None = failures[0]["level"] if failures else None
+    info = level_info(worst)
+    prefix = f"{host}: " if host else ""
+    counts = {status: sum(1 for check in checks if check["status"] == status) for status in STATUSES}
+    if failures:
+        primary = failures[0]
+        summary = f"{prefix}{primary['type']}, level {worst} ({info['name']}, {_respond(info)})" + (
+            f": {primary['detail']}" if primary["detail"] else ""
+        )
+        if len(failures) > 1:
+            summary += "; also " + ", ".join(f"{f['type']} (level {f['level']})" for f in failures[1:])
+        if suppressed:
+            summary += "; explains " + ", ".join(f["type"] for f in suppressed)
+        summary += "; plan: " + " \u2192 ".join(step["label"] for step in plan)
+    else:
+        summary = f"{prefix}healthy, no failure detected ({len(checks)} checks)"
+    return {
+        "healthy": not failures,
+        "primary": failures[0]["type"] if failures else None,
+        "level": worst,
+        "level_name": info["name"],
+        "response_minutes": info["response_minutes"],
+        "response": info["response"],
+        "failures": failures,
+        "suppressed": suppressed,
+        "plan": plan,
+        "summary": summary,
+        "affected_users": users,
+        "previous_level": previous,
+        "trend": _trend(worst, previous),
+        "counts": counts,
+        "catalogue_version": CATALOGUE_VERSION,
+    }

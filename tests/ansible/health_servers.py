@@ -1,0 +1,220 @@
+"""Real servers for the notification_health tests: HTTP, Socket.IO, a TCP black hole, Redis, supervisord."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+import socketio
+from werkzeug.serving import make_server
+
+from tests.conftest import VENV_BIN, free_port_block
+
+REDIS_SERVER = "/usr/bin/redis-server"
+NAMESPACE = "/notifications"
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (connecting is refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """/health 200 healthy, /error 500, /degraded 200 with status degraded, /slow?s=0.3, /text plain text."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, code: int, body: Any, content_type: str = "application/json") -> None:
+        data = (json.dumps(body) if content_type == "application/json" else str(body)).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        healthy = {"status": "healthy", "components": {"redis": {"status": "healthy"}}}
+        if url.path == "/health":
+            self._send(200, healthy)
+        elif url.path == "/error":
+            self._send(500, {"status": "failed"})
+        elif url.path == "/degraded":
+            self._send(200, {"status": "degraded", "components": {"redis": {"status": "failed"}}})
+        elif url.path == "/slow":
+            time.sleep(float(parse_qs(url.query).get("s", ["0.3"])[0]))
+            self._send(200, healthy)
+        elif url.path == "/text":
+            self._send(200, "hello notification world", "text/plain")
+        else:
+            self._send(404, {"error": "not found"})
+
+
+class HTTPServer:
+    def __init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.port: int = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Blackhole:
+    """Accepts TCP connections and never answers (a hung server)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port: int = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def stop(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+class SocketIOServer:
+    """python-socketio in threading mode under werkzeug: namespace /notifications, auth by api_token, ping."""
+
+    def __init__(self, api_token: str) -> None:
+        sio = socketio.Server(async_mode="threading", logger=False, engineio_logger=False)
+
+        @sio.on("connect", namespace=NAMESPACE)
+        def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+            if not isinstance(auth, dict) or auth.get("api_token") != api_token:
+                raise socketio.exceptions.ConnectionRefusedError("invalid api token")
+
+        @sio.on("ping", namespace=NAMESPACE)
+        def ping(sid: str, *args: Any) -> str:
+            return "pong"
+
+        self.server = make_server("127.0.0.1", 0, socketio.WSGIApp(sio), threaded=True)
+        self.port: int = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RedisServer:
+    """A private redis-server without persistence, optionally with a password."""
+
+    def __init__(self, tmp: Path, password: str | None = None) -> None:
+        self.port = free_port_block(1, start=30000 + (7 if password else 0))
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", str(tmp)]
+        if password:
+            args += ["--requirepass", password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        self.password = password
+
+    def url(self, db: int = 0, password: str | None = None) -> str:
+        auth = f":{password}@" if password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+    def client(self) -> redis.Redis:
+        """A redis-py client to prepare data (the module speaks RESP itself)."""
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+SLEEPER = f"{VENV_BIN / 'python'} -c 'import time; time.sleep(100000)'"
+
+
+def supervisor_conf(tmp: Path, programs: dict[str, bool]) -> Path:
+    """A private supervisord configuration with sleeper programs (name -> autostart)."""
+    conf = tmp / "supervisord.conf"
+    text = textwrap.dedent(
+        f"""\
+        [unix_http_server]
+        file={tmp}/s.sock
+        [supervisord]
+        logfile={tmp}/supervisord.log
+        pidfile={tmp}/supervisord.pid
+        [rpcinterface:supervisor]
+        supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+        [supervisorctl]
+        serverurl=unix://{tmp}/s.sock
+        """
+    )
+    for name, autostart in programs.items():
+        text += textwrap.dedent(
+            f"""\
+            [program:{name}]
+            command={SLEEPER}
+            autostart={str(autostart).lower()}
+            autorestart=false
+            startsecs=0
+            stopwaitsecs=2
+            """
+        )
+    conf.write_text(text)
+    return conf
+
+
+def start_supervisord(conf: Path, running: list[str], timeout: float = 15.0) -> None:
+    subprocess.run([VENV_BIN / "supervisord", "-c", conf], check=True)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        done = subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "status"], capture_output=True, text=True)
+        states = dict(line.split()[:2] for line in done.stdout.splitlines() if len(line.split()) >= 2)
+        if all(states.get(name) == "RUNNING" for name in running):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"supervisord {conf} did not run {running} within {timeout}s")
+
+
+def stop_supervisord(conf: Path) -> None:
+    subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "shutdown"], capture_output=True, check=False)
