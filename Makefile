@@ -15,6 +15,7 @@ help: ## Show the targets
 
 demo: bootstrap ## Set up, bring up one sandbox host, show its health and what to try next
 	ansible-playbook playbooks/sandbox_up.yml -e sandbox_size=$(SANDBOX_SIZE)
+	ansible-playbook playbooks/health_check.yml
 	@scripts/next_steps.sh
 
 test: bootstrap lint pytest molecule ## Set up and run every test and linter (CI runs this)
@@ -41,8 +42,9 @@ sandbox-up: bootstrap ## Create or resize the sandbox (SANDBOX_SIZE=N)
 sandbox-down: bootstrap ## Remove every sandbox host
 	ansible-playbook playbooks/sandbox_down.yml
 
-bench: bootstrap ## Benchmarks (print figures)
+bench: bootstrap ## Benchmarks (print figures; see bench/)
 	python bench/bench_sandbox.py
+	python bench/bench_health.py
 
 clean: ## Remove the sandbox and the virtual environment
 	-[ -x $(VENV)/bin/ansible-playbook ] && ansible-playbook playbooks/sandbox_down.yml

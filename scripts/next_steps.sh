@@ -32,9 +32,10 @@ print(f"""
     curl -s {web}/health | python3 -m json.tool
   Receive one with a real Socket.IO client:
     .venv/bin/notification-service probe --config {root}/etc/config.yml --user bob
-  Break it (stop the WebSocket process) and look at the health again:
+  Break it (stop the WebSocket process), then classify: failure type, level, response time, plan:
     .venv/bin/supervisorctl -c {root}/etc/supervisord.conf stop notification-websocket
-  Redeploy (idempotent; restarts nothing that is fine):
+    .venv/bin/ansible-playbook playbooks/health_check.yml
+  Mend it by redeploying (idempotent: it only starts what is not running):
     .venv/bin/ansible-playbook playbooks/deploy.yml
   More hosts, or none:
     make sandbox-up SANDBOX_SIZE=3

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Time of one notification_health call (healthy, and with one check timing out) and of
+health_check.yml on 1 and 10 sandbox hosts.
+
+    .venv/bin/python bench/bench_health.py [--hosts 10] [--repeat 3]
+
+Creates its own sandbox in a temporary directory (own ports), so the demo sandbox is not touched.
+The module call is measured twice: the module's own duration_ms (the checks, run concurrently) and the
+wall time of an ad-hoc `ansible -m notification_health` (plus Ansible's start-up). Prints a table and
+writes bench/results/health.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.ansible.sandbox import Sandbox  # noqa: E402
+from tests.conftest import VENV_BIN, free_port_block  # noqa: E402
+
+
+def adhoc_health(box: Sandbox, host: str, args: dict[str, Any]) -> tuple[float, float]:
+    """(wall seconds, module duration_ms) of one ad-hoc notification_health call."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "ansible"),
+            host,
+            "-i",
+            str(box.inventory),
+            "-m",
+            "notification_health",
+            "-a",
+            json.dumps(args),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    wall = time.monotonic() - started
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][host]
+    if "duration_ms" not in result:
+        raise SystemExit(f"notification_health failed: {result.get('msg')}")
+    return wall, float(result["duration_ms"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=10, help="sandbox size for the fleet figure (default 10)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported")
+    args = parser.parse_args()
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-health-") as work:
+        box = Sandbox(Path(work), free_port_block(10 * args.hosts + 3, start=25000))
+        up = box.playbook("sandbox_up.yml", extra={"sandbox_size": args.hosts})
+        if up.rc != 0:
+            raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
+        try:
+            first = sorted(box.hosts())[0]
+            root = box.hosts()[first]["notification_service_root"]
+            base = {"config": f"{root}/etc/config.yml", "manager": "supervisord"}
+            # A server that accepts connections and never answers: the web check must time out at 2 s.
+            with socket.socket() as silent:
+                silent.bind(("127.0.0.1", 0))
+                silent.listen(16)
+                hung = {
+                    **base,
+                    "timeout": 2.0,
+                    "checks": [{"name": "web", "kind": "http", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/"}],
+                }
+                for label, module_args in (("healthy", base), ("one check times out (2 s)", hung)):
+                    runs = [adhoc_health(box, first, module_args) for _ in range(args.repeat)]
+                    figures[f"notification_health module, {label}: checks (ms)"] = statistics.median(r[1] for r in runs)
+                    figures[f"notification_health ad-hoc call, {label}: wall (s)"] = statistics.median(
+                        r[0] for r in runs
+                    )
+            for label, limit in (("1 host", first), (f"{args.hosts} hosts", "all")):
+                runs = [box.playbook("health_check.yml", f"--limit={limit}").seconds for _ in range(args.repeat)]
+                figures[f"health_check.yml, {label}: wall (s)"] = statistics.median(runs)
+        finally:
+            box.playbook("sandbox_down.yml")
+    width = max(map(len, figures))
+    print(f"{'figure':<{width}}  median of {args.repeat}")
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {value:8.2f}")
+    out = ROOT / "bench" / "results" / "health.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(), "figures": figures}, indent=2)
+        + "\n"
+    )
+    print(f"written: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
