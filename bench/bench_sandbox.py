@@ -33,7 +33,9 @@ def measure(size: int) -> dict[str, float]:
             if up.rc != 0:
                 raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
             redeploy = box.playbook("deploy.yml")
-            if redeploy.rc != 0 or set(redeploy.changed().values()) != {0}:
+            if redeploy.rc != 0:
+                raise SystemExit(f"re-deploy failed (rc={redeploy.rc}):\n{redeploy.output[-3000:]}")
+            if set(redeploy.changed().values()) != {0}:
                 raise SystemExit(f"re-deploy was not idempotent: {redeploy.changed()}")
         finally:
             down = box.playbook("sandbox_down.yml")

@@ -284,17 +284,6 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Check the notification service as deployed by the notification_service role
-  notification_health:
-    config: /srv/notification/etc/config.yml
-    manager: systemd
-  register: __notification_health
-
-- name: Show what is not healthy
-  ansible.builtin.debug:
-    msg: "{{ __notification_health.overall }}: {{ __notification_health.failed_checks }}"
-  when: __notification_health.overall != 'healthy'
-
 - name: Check a sandbox host, with a slower Redis allowed and without the round trip
   notification_health:
     config: /srv/sandbox-01/etc/config.yml
@@ -306,6 +295,17 @@ EXAMPLES = r"""
         latency_degraded_ms: 250
       - name: templates
         enabled: false
+  register: __notification_health
+
+- name: Show what is not healthy
+  ansible.builtin.debug:
+    msg: "{{ __notification_health.overall }}: {{ __notification_health.failed_checks }}"
+  when: __notification_health.overall != 'healthy'
+
+- name: Check the notification service as deployed by the notification_service role (production)
+  notification_health:
+    config: /srv/notification/etc/config.yml
+    manager: systemd
 
 - name: Check single components without a config.yml and fail when one is down
   notification_health:

@@ -1599,3 +1599,66 @@ def check_health(params: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     """Validate, run every check, and return (the health result, the secrets the caller must keep hidden)."""
     plan = build_plan(params)
     return run_checks(plan.specs, plan.deadline, plan.context, secrets=plan.secrets), plan.secrets
+
+
+# -- for the other modules: config.yml and one Redis command, with the readers above ----------------------
+
+
+class RedisCommandError(Exception):
+    """One Redis command could not be run; the message says why (connection, timeout, credentials, error reply)."""
+
+
+def read_service_config(config_path: str) -> dict[str, Any]:
+    """The service's config.yml as a mapping.
+
+    Raises MissingLibrary without PyYAML, HealthArgumentError when the file is missing, unreadable, not YAML
+    or not a mapping (the message names the file and the fix).
+    """
+    data = _read_yaml(config_path, "config")
+    if not isinstance(data, dict):
+        raise HealthArgumentError(
+            f"config: {config_path} is not a mapping of keys (mode, web, websocket, redis_url, ...); fix the file"
+        )
+    return data
+
+
+def redis_command(url: str, command: list[str], timeout: float) -> Any:
+    """The reply to one Redis command (after AUTH and SELECT as the URL says), within ``timeout`` seconds."""
+    deadline = Deadline(timeout)
+    try:
+        target = parse_redis_url(url)
+    except ValueError as exc:
+        raise RedisCommandError(f"redis url {mask_url(url)} is not usable: {exc}") from None
+    try:
+        if target.unix_path:
+            deadline.step = f"connecting to {target.unix_path}"
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(deadline.remaining())
+                sock.connect(target.unix_path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = _connect(target.host or "127.0.0.1", target.port, deadline, target.tls)
+        stream = _Stream(sock, deadline)
+        redis = _Resp(stream)
+        try:
+            if target.password:
+                deadline.step = "authenticating (AUTH)"
+                redis.call("AUTH", *([target.username] if target.username else []), target.password)
+            if target.db:
+                deadline.step = f"selecting database {target.db}"
+                redis.call("SELECT", str(target.db))
+            deadline.step = f"running {command[0]}"
+            return redis.call(*command)
+        finally:
+            stream.close()
+    except _RedisError as exc:
+        raise RedisCommandError(f"Redis answered an error while {deadline.step}: {exc}") from None
+    except (CheckTimeout, TimeoutError):
+        raise RedisCommandError(deadline.timeout_message()) from None
+    except CheckProblem as exc:
+        raise RedisCommandError(exc.error) from None
+    except OSError as exc:
+        raise RedisCommandError(_os_error_problem(exc, deadline).error) from None

@@ -57,3 +57,10 @@ def test_role_readmes_match_the_argument_specs() -> None:
         [sys.executable, ROOT / "scripts" / "role_docs.py", "--check"], capture_output=True, text=True, check=False
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_the_catalogue_page_matches_the_catalogue() -> None:
+    check = subprocess.run(
+        [sys.executable, ROOT / "scripts" / "catalogue_docs.py", "--check"], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stderr
