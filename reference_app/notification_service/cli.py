@@ -128,7 +128,7 @@ COMMANDS: dict[str, tuple[Callable[[Config, argparse.Namespace], int], str]] = {
     "check-config": (cmd_check_config, "validate config.yml and the secrets file; print JSON"),
     "carry-pending": (cmd_carry_pending, "move pending websocket deliveries to the flash store"),
     "stats": (cmd_stats, "print delivery counts as JSON"),
-    "probe": (cmd_probe, "send a notification to a real Socket.IO client and wait for it"),
+    "probe": (cmd_probe, "send a notification and see it arrive (Socket.IO client, or flash message in legacy mode)"),
 }
 JSON_COMMANDS = frozenset({"check-config", "carry-pending", "stats", "probe"})
 

@@ -6,9 +6,11 @@ allowed and the file, in one line, so that the command line can print it without
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -402,12 +404,24 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     )
 
 
-def _file_key(path: Path) -> tuple[int, int, int] | None:
+# A file changed this recently may change again within the file system's timestamp granularity, with the
+# same size and a recycled inode number: its key then includes a digest of its content (as git does for
+# "racily clean" files), so two quick rewrites are never mistaken for one.
+RACY_SECONDS = 2.0
+
+
+def _file_key(path: Path) -> tuple[int, int, int, str | None] | None:
     try:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    digest = None
+    if time.time() - st.st_mtime < RACY_SECONDS:
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, digest)
 
 
 class ConfigHolder:

@@ -1,4 +1,7 @@
-"""End-to-end probe: a real Socket.IO client receives a notification sent through the HTTP API.
+"""End-to-end probe: a notification sent through the HTTP API reaches the user by the current mode's channel.
+
+WebSocket mode: a real Socket.IO client receives and claims it. Legacy mode: the user's next page shows it
+once as a flash message (and the page after does not).
 
 The whole probe runs under one deadline (``--timeout``); it never hangs, whatever the services do.
 """
@@ -54,11 +57,54 @@ def _api(config: Config, deadline: _Deadline, path: str, body: dict[str, Any], s
     return data
 
 
+def _run_flash(config: Config, user: str, deadline: _Deadline) -> dict[str, Any]:
+    """Legacy mode: the notification must show as a flash message on the user's next page, once."""
+    session = requests.Session()
+    base = config.web_base_url
+
+    def get(path: str, step: str) -> str:
+        timeout = min(deadline.left(step), 10.0)
+        try:
+            response = session.get(f"{base}{path}", timeout=(min(timeout, 3.0), timeout))
+        except requests.RequestException as exc:
+            raise ProbeError(f"{step}: GET {base}{path} failed: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise ProbeError(f"{step}: GET {base}{path} answered HTTP {response.status_code}")
+        return response.text
+
+    get(f"/login?user={user}", "sign in")
+    get("/", "read the messages already waiting")
+    title = f"probe {uuid.uuid4().hex[:12]}"
+    started = time.monotonic()
+    created = _api(
+        config,
+        deadline,
+        "/api/notifications",
+        {"user": user, "title": title, "message": "notification-service probe", "priority": "low"},
+        "send a notification",
+    )
+    if created.get("channel") != "flash":
+        raise ProbeError(f"send a notification: channel is {created.get('channel')!r}, not flash")
+    page = get("/", "show the flash message")
+    latency_ms = round((time.monotonic() - started) * 1000, 1)
+    if page.count(title) != 1:
+        raise ProbeError(f"notification {created.get('id')} is not shown once as a flash message on the next page")
+    if title in get("/", "check it is shown only once"):
+        raise ProbeError(f"notification {created.get('id')} was flashed again on a second page")
+    return {
+        "ok": True,
+        "channel": "flash",
+        "notification_id": created.get("id"),
+        "latency_ms": latency_ms,
+        "user": user,
+    }
+
+
 def _run(config: Config, user: str, deadline: _Deadline) -> dict[str, Any]:
-    if config.mode != "websocket" or not config.websocket.enabled:
-        raise ProbeError(
-            f"mode is {config.mode} (websocket enabled: {config.websocket.enabled}); the probe needs mode websocket"
-        )
+    if config.mode == "legacy":
+        return _run_flash(config, user, deadline)
+    if not config.websocket.enabled:
+        raise ProbeError(f"mode is {config.mode} but websocket.enabled is false; nothing can deliver by WebSocket")
     namespace = config.websocket.namespace
     token = _api(config, deadline, "/api/ws-token", {"user": user}, "get a websocket token").get("token")
     if not isinstance(token, str):
@@ -114,7 +160,13 @@ def _run(config: Config, user: str, deadline: _Deadline) -> dict[str, Any]:
             raise ProbeError(f"ack of notification {notification_id} was not answered") from None
         if not isinstance(answer, dict) or answer.get("claimed") is not True:
             raise ProbeError(f"ack of notification {notification_id} did not claim it: {answer!r}")
-        return {"ok": True, "notification_id": notification_id, "latency_ms": latency_ms, "user": user}
+        return {
+            "ok": True,
+            "channel": "websocket",
+            "notification_id": notification_id,
+            "latency_ms": latency_ms,
+            "user": user,
+        }
     finally:
         if client.connected:
             closer = threading.Thread(target=client.disconnect, daemon=True)

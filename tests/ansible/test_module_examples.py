@@ -42,8 +42,15 @@ def test_examples_run_on_a_sandbox_host(sandbox_host: SandboxHost, tmp_path: Pat
     ran = {module for module in MODULES for task in tasks if module in task}
     assert ran == set(MODULES), "every module has at least one example that runs here"
     text = yaml.safe_dump(
-        [{"name": "Run the module examples", "hosts": "sandbox-01", "gather_facts": False,
-          "vars": {"__notification_affected_user_ids": ["alice", "bob", "alice"]}, "tasks": tasks}],
+        [
+            {
+                "name": "Run the module examples",
+                "hosts": "sandbox-01",
+                "gather_facts": False,
+                "vars": {"__notification_affected_user_ids": ["alice", "bob", "alice"]},
+                "tasks": tasks,
+            }
+        ],
         sort_keys=False,
     )
     root = str(sandbox_host.root)

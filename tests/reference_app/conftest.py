@@ -28,8 +28,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def switch_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack whose config.yml the tests rewrite (mode switches)."""
-    with running_stack(tmp_path_factory.mktemp("switch")) as stack:
+    """A stack whose config.yml the tests rewrite (mode switches).
+
+    One web worker: each gunicorn worker reloads config.yml on its own next request, so with several a
+    worker that served no request between two quick rewrites still holds the older configuration, and a
+    test of "an invalid rewrite keeps the previous configuration" would see that older one.
+    """
+    with running_stack(tmp_path_factory.mktemp("switch"), web_workers=1) as stack:
         yield stack
 
 

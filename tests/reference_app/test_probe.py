@@ -40,3 +40,16 @@ def test_probe_fails_cleanly_when_the_websocket_process_is_stopped(service: Stac
         service.start_process("websocket")
         service.wait_ready("websocket")
     assert service.health()[1]["status"] == "healthy"
+
+
+def test_probe_in_legacy_mode_sees_the_flash_message_once(switch_stack: Stack) -> None:
+    switch_stack.set_mode("legacy")
+    try:
+        result = switch_stack.cli("probe", "--user", "flash-probe", "--timeout", "10", timeout=20)
+        assert result.returncode == 0, (result.stdout, result.stderr)
+        answer = json.loads(result.stdout)
+        assert answer["ok"] is True and answer["channel"] == "flash"
+        row = switch_stack.deliveries("flash-probe")[answer["notification_id"]]
+        assert (row["state"], row["channel"]) == ("delivered", "flash")
+    finally:
+        switch_stack.set_mode("websocket")
