@@ -73,10 +73,10 @@ def main() -> int:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-health-") as work:
         box = Sandbox(Path(work), free_port_block(10 * args.hosts + 3, start=25000))
-        up = box.playbook("sandbox_up.yml", extra={"sandbox_size": args.hosts})
-        if up.rc != 0:
-            raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
         try:
+            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": args.hosts})
+            if up.rc != 0:
+                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
             first = sorted(box.hosts())[0]
             root = box.hosts()[first]["notification_service_root"]
             base = {"config": f"{root}/etc/config.yml", "manager": "supervisord"}

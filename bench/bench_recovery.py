@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Wall time of the rollback to legacy mode and of the restore (roll forward), each with its idempotent re-run.
+
+    .venv/bin/python bench/bench_recovery.py [--sizes 1,10] [--repeat 1]
+
+Each size gets a fresh sandbox (sandbox_up.yml: deployed, WebSocket mode) in a temporary directory with
+its own port range, so the demo sandbox is not touched. Then, timed: rollback_to_legacy.yml, its second
+run (must report changed=0 for every host), restore.yml, its second run (changed=0 likewise). The sandbox
+is always removed at the end (sandbox_down.yml). Prints a table and writes bench/results/recovery.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.ansible.sandbox import PlaybookRun, Sandbox  # noqa: E402
+from tests.conftest import free_port_block  # noqa: E402
+
+STEPS = (
+    ("rollback", "rollback_to_legacy.yml", False),
+    ("rollback_again", "rollback_to_legacy.yml", True),
+    ("restore", "restore.yml", False),
+    ("restore_again", "restore.yml", True),
+)
+COLUMNS = (
+    ("rollback", "rollback"),
+    ("rollback_again", "again"),
+    ("restore", "restore"),
+    ("restore_again", "again"),
+    ("sandbox_up", "up"),
+    ("sandbox_down", "down"),
+)
+
+
+def run(box: Sandbox, step: str, playbook: str, idempotent: bool, size: int) -> PlaybookRun:
+    result = box.playbook(playbook)
+    if result.rc != 0:
+        raise SystemExit(f"{step} ({playbook}) failed (rc={result.rc}):\n{result.output[-3000:]}")
+    hosts = {host: changed for host, changed in result.changed().items() if host != "localhost"}
+    if len(hosts) != size:
+        raise SystemExit(f"{step} ({playbook}): expected {size} hosts in the recap, got {sorted(hosts)}")
+    if idempotent and set(hosts.values()) != {0}:
+        raise SystemExit(f"{step} ({playbook}) was not idempotent (changed per host): {hosts}")
+    return result
+
+
+def measure(size: int) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-recovery-") as work:
+        box = Sandbox(Path(work), free_port_block(10 * size + 3, start=24000))
+        try:
+            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": size})
+            if up.rc != 0:
+                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
+            seconds["sandbox_up"] = up.seconds
+            for step, playbook, idempotent in STEPS:
+                seconds[step] = run(box, step, playbook, idempotent, size).seconds
+        finally:
+            down = box.playbook("sandbox_down.yml")
+            if down.rc != 0:
+                print(f"sandbox_down failed (rc={down.rc}):\n{down.output[-2000:]}", file=sys.stderr)
+        seconds["sandbox_down"] = down.seconds
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,10", help="comma-separated sandbox sizes (default 1,10)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size; the median is reported")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: dict[str, dict[str, float]] = {}
+    header = "  ".join(f"{title:>8}" for _, title in COLUMNS)
+    print(f"{'hosts':>5}  {header}  (wall s, median of {args.repeat})")
+    print("       again: the playbook run a second time (changed=0); up/down: sandbox_up.yml/sandbox_down.yml")
+    for size in sizes:
+        runs = [measure(size) for _ in range(args.repeat)]
+        median = {key: statistics.median(one[key] for one in runs) for key in runs[0]}
+        results[str(size)] = median
+        row = "  ".join(f"{median[key]:>8.1f}" for key, _ in COLUMNS)
+        print(f"{size:>5}  {row}", flush=True)
+    out = ROOT / "bench" / "results" / "recovery.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "cpus": os.cpu_count(),
+                "repeat": args.repeat,
+                "seconds": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"written: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
