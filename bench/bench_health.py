@@ -6,63 +6,37 @@ health_check.yml on 1 and 10 sandbox hosts.
 
 Creates its own sandbox in a temporary directory (own ports), so the demo sandbox is not touched.
 The module call is measured twice: the module's own duration_ms (the checks, run concurrently) and the
-wall time of an ad-hoc `ansible -m notification_health` (plus Ansible's start-up). Prints a table and
+wall time of an ad-hoc call through the package's runner wrapper (plus Ansible's start-up). Prints a table and
 writes bench/results/health.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import write_results
 
-from tests.ansible.sandbox import Sandbox  # noqa: E402
-from tests.conftest import VENV_BIN, free_port_block  # noqa: E402
+from notification_emergency.runner import run_module
+from tests.ansible.sandbox import Sandbox
+from tests.conftest import free_port_block
 
 
 def adhoc_health(box: Sandbox, host: str, args: dict[str, Any]) -> tuple[float, float]:
-    """(wall seconds, module duration_ms) of one ad-hoc notification_health call."""
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-    }
-    started = time.monotonic()
-    proc = subprocess.run(
-        [
-            str(VENV_BIN / "ansible"),
-            host,
-            "-i",
-            str(box.inventory),
-            "-m",
-            "notification_health",
-            "-a",
-            json.dumps(args),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-        timeout=120,
-    )
-    wall = time.monotonic() - started
-    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][host]
+    """(wall seconds, module duration_ms) of one ad-hoc notification_health call through the runner."""
+    with tempfile.TemporaryDirectory(prefix="bench-health-artifacts-") as artifacts:
+        run = run_module(
+            "notification_health", args, hosts=host, inventory=box.inventory, artifacts_root=Path(artifacts)
+        )
+    result = run.results.get(host, {})
     if "duration_ms" not in result:
-        raise SystemExit(f"notification_health failed: {result.get('msg')}")
-    return wall, float(result["duration_ms"])
+        raise SystemExit(f"notification_health failed on {host}: {result.get('msg', run.status)}")
+    return run.duration_s, float(result["duration_ms"])
 
 
 def main() -> int:
@@ -104,13 +78,7 @@ def main() -> int:
     print(f"{'figure':<{width}}  median of {args.repeat}")
     for name, value in figures.items():
         print(f"{name:<{width}}  {value:8.2f}")
-    out = ROOT / "bench" / "results" / "health.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(), "figures": figures}, indent=2)
-        + "\n"
-    )
-    print(f"written: {out.relative_to(ROOT)}")
+    write_results("health", args.repeat, figures)
     return 0
 
 

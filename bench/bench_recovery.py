@@ -12,19 +12,15 @@ is always removed at the end (sandbox_down.yml). Prints a table and writes bench
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import median_of, write_results
 
-from tests.ansible.sandbox import PlaybookRun, Sandbox  # noqa: E402
-from tests.conftest import free_port_block  # noqa: E402
+from tests.ansible.sandbox import PlaybookRun, Sandbox
+from tests.conftest import free_port_block
 
 STEPS = (
     ("rollback", "rollback_to_legacy.yml", False),
@@ -84,26 +80,11 @@ def main() -> int:
     print(f"{'hosts':>5}  {header}  (wall s, median of {args.repeat})")
     print("       again: the playbook run a second time (changed=0); up/down: sandbox_up.yml/sandbox_down.yml")
     for size in sizes:
-        runs = [measure(size) for _ in range(args.repeat)]
-        median = {key: statistics.median(one[key] for one in runs) for key in runs[0]}
+        median = median_of(args.repeat, partial(measure, size))
         results[str(size)] = median
         row = "  ".join(f"{median[key]:>8.1f}" for key, _ in COLUMNS)
         print(f"{size:>5}  {row}", flush=True)
-    out = ROOT / "bench" / "results" / "recovery.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "cpus": os.cpu_count(),
-                "repeat": args.repeat,
-                "seconds": results,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"written: {out.relative_to(ROOT)}")
+    write_results("recovery", args.repeat, results)
     return 0
 
 

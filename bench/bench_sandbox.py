@@ -10,19 +10,15 @@ sandbox is not touched. Prints a table and writes bench/results/sandbox.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import median_of, write_results
 
-from tests.ansible.sandbox import Sandbox  # noqa: E402
-from tests.conftest import free_port_block  # noqa: E402
+from tests.ansible.sandbox import Sandbox
+from tests.conftest import free_port_block
 
 
 def measure(size: int) -> dict[str, float]:
@@ -55,21 +51,14 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     print(f"{'hosts':>5}  {'sandbox_up':>11}  {'re-deploy':>10}  {'sandbox_down':>12}  (s, median of {args.repeat})")
     for size in sizes:
-        runs = [measure(size) for _ in range(args.repeat)]
-        median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        median = median_of(args.repeat, partial(measure, size))
         results[str(size)] = median
         print(
             f"{size:>5}  {median['sandbox_up']:>11.1f}  {median['redeploy_idempotent']:>10.1f}  "
             f"{median['sandbox_down']:>12.1f}",
             flush=True,
         )
-    out = ROOT / "bench" / "results" / "sandbox.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(), "seconds": results}, indent=2)
-        + "\n"
-    )
-    print(f"written: {out.relative_to(ROOT)}")
+    write_results("sandbox", args.repeat, results)
     return 0
 
 

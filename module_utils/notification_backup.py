@@ -410,8 +410,8 @@ def verify_or_fail(entry: dict[str, Any]) -> int:
     problems, checked = verify(entry)
     if problems:
         raise BackupError(
-            f"backup {entry['name']} failed verification: {problem_text(problems[0])}{_more(problems)}; "
-            "do not restore it, list the backups with state=query and verify another",
+            f"backup {entry['name']} is corrupt: {problem_text(problems[0])}{_more(problems)}; it will not be "
+            "restored. List the backups with state=query and pick another",
             problems=problems,
         )
     return checked
@@ -810,13 +810,7 @@ def restore(
 ) -> dict[str, Any]:
     """state=restored: verify the backup, then put back every file that differs (and the database if asked)."""
     entry = find(backup_dir, name)
-    problems, _checked = verify(entry)
-    if problems:
-        raise BackupError(
-            f"backup {entry['name']} is corrupt: {problem_text(problems[0])}{_more(problems)}; it will not be "
-            "restored. List the backups with state=query and pick another",
-            problems=problems,
-        )
+    verify_or_fail(entry)
     manifest = entry["manifest"]
     writes: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []  # rel, dest, wanted, current
     removals: list[tuple[str, dict[str, Any] | None]] = []  # dest, current

@@ -373,6 +373,7 @@ class SocketUser:
         self.not_claimed: list[int] = []
         self.outstanding: Counter[int] = Counter()  # acks sent whose answer has not come (yet)
         self.ack_errors: Counter[str] = Counter()
+        self.unsent_acks: set[int] = set()  # received, but the ack could not be sent: sent again when connected
         self.connects = 0
         self.disconnects: Counter[str] = Counter()
         self.client: socketio.Client | None = None
@@ -420,6 +421,10 @@ class SocketUser:
         notification_id = int(data["id"])
         with self.lock:
             self.events.append(data)
+        self._send_ack(client, notification_id)
+
+    def _send_ack(self, client: socketio.Client, notification_id: int) -> None:
+        with self.lock:
             self.outstanding[notification_id] += 1
         try:
             client.emit(
@@ -428,10 +433,11 @@ class SocketUser:
                 namespace=NAMESPACE,
                 callback=lambda answer=None: self._on_answer(notification_id, answer),
             )
-        except Exception as exc:  # the connection went away: a replay brings it again while pending
+        except Exception as exc:  # the connection went away: ack again once connected (as the page's JS does)
             with self.lock:
                 self.ack_errors[type(exc).__name__] += 1
                 self.outstanding[notification_id] -= 1
+                self.unsent_acks.add(notification_id)
 
     def _on_answer(self, notification_id: int, answer: Any) -> None:
         with self.lock:
@@ -443,6 +449,12 @@ class SocketUser:
 
     def _watch(self) -> None:
         while not self.stop_event.is_set():
+            with self.lock:
+                retry = sorted(self.unsent_acks) if self.client is not None and self.client.connected else []
+                self.unsent_acks.difference_update(retry)
+            for notification_id in retry:
+                if self.client is not None:
+                    self._send_ack(self.client, notification_id)
             if self.need_new_client.wait(0.2) and not self.stop_event.is_set():
                 try:
                     self._connect()

@@ -32,6 +32,7 @@ def test_a_healthy_host_reports_no_level_and_exits_0(sandbox_host: SandboxHost, 
     assert result.rc == 0, (result.artifact_dir / "stdout").read_text()[-3000:]
     report = result.stats["notification_health"]["sandbox-01"]
     assert report["overall"] == "healthy"
+    assert report["mode"] == "websocket" and report["emergency"]["active"] is False, report
     assert report["level"] is None and report["level_name"] == "none"
     assert report["failures"] == [] and report["plan"] == []
     assert {check["status"] for check in report["checks"].values()} == {"healthy"}

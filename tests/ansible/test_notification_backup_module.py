@@ -339,14 +339,14 @@ def test_a_corrupt_backup_fails_verification_and_is_not_restored(module_runner: 
     (root / "etc" / "config.yml").write_text("mode: legacy\n")  # something a restore would put back
     before = tree(root)
     verified, failed = run(module_runner, root, state="verified", name=backup["name"])
-    assert failed and "files/templates/active/base.html" in verified["msg"]
-    assert got in verified["msg"] and expected in verified["msg"]
+    message = (
+        f"backup {backup['name']} is corrupt: files/templates/active/base.html sha256 is {got}, the manifest "
+        f"says {expected}; it will not be restored. List the backups with state=query and pick another"
+    )
+    assert failed and verified["msg"] == message, "state=verified and state=restored say the same"
     for check_mode in (True, False):
         refused, failed = run(module_runner, root, check_mode=check_mode, state="restored", name="latest")
-        assert failed and refused["msg"] == (
-            f"backup {backup['name']} is corrupt: files/templates/active/base.html sha256 is {got}, the manifest "
-            f"says {expected}; it will not be restored. List the backups with state=query and pick another"
-        )
+        assert failed and refused["msg"] == message
         assert tree(root) == before, "nothing on disk changed"
 
 

@@ -47,6 +47,10 @@ def test_sandbox_up_brings_up_healthy_marked_hosts(sandbox: Sandbox) -> None:
         assert health["mode"] == "websocket"
         assert {c["status"] for c in health["components"].values()} == {"healthy"}
         assert (root / "etc" / "secrets.yml").stat().st_mode & 0o777 == 0o600
+        for template_set in ("websocket", "legacy", "active"):
+            directory = root / "templates" / template_set
+            assert directory.stat().st_mode & 0o777 == 0o755, directory
+            assert {page.stat().st_mode & 0o777 for page in directory.rglob("*.html")} == {0o644}, directory
         assert (root / "templates" / "active" / "index.html").read_text() == (
             root / "templates" / "websocket" / "index.html"
         ).read_text()
