@@ -1,17 +1,260 @@
-"""The notification-emergency command line."""
+"""The notification-emergency command line: a thin layer over :class:`~notification_emergency.api.EmergencyToolkit`.
+
+Every command prints a compact table (colour when the terminal has it, plain text otherwise) or, with
+``--json``, one JSON document on stdout (the shape of ``ActionResult.to_json()``, documented in
+``docs/cli.md``). Progress of a playbook run goes to stderr. Errors are one line naming the input and the
+fix, never a traceback. Exit codes: see :mod:`notification_emergency.errors`.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from notification_emergency import __version__
+from notification_emergency.errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, ToolkitError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 the run failed on a host; 2 bad input (nothing ran); 3 unhealthy; "
+    "4 a host is locked by another run; 5 timed out; 130 cancelled (Ctrl-C)."
+)
 
 app = typer.Typer(
     name="notification-emergency",
-    help="Detect, classify and recover failures of the real-time notification service.",
+    help=("Detect, classify and recover failures of the real-time notification service.\n\n" + EXIT_CODES_HELP),
     no_args_is_help=True,
     add_completion=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Component(StrEnum):
+    web = "web"
+    websocket = "websocket"
+    redis = "redis"
+
+
+class Mode(StrEnum):
+    websocket = "websocket"
+    legacy = "legacy"
+
+
+# -- options every command shares --------------------------------------------------------------------------
+
+Inventory = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "-i",
+        "--inventory",
+        envvar="NOTIFICATION_EMERGENCY_INVENTORY",
+        help="Inventory file or directory (repeatable). Default: the sandbox's, inventories/sandbox.",
+    ),
+]
+Limit = Annotated[
+    str | None, typer.Option("--limit", "-l", help="Only these hosts or groups (Ansible pattern, comma-separated).")
+]
+Check = Annotated[bool, typer.Option("--check", help="Show what would change; change nothing.")]
+Diff = Annotated[bool, typer.Option("--diff", help="Show the differences in changed files.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (see docs/cli.md).")]
+Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="Show each task; -vv and more: Ansible's.")]
+Store = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="NOTIFICATION_EMERGENCY_STORE",
+        help="Event store: a SQLite file or a postgresql+psycopg:// URL. Default: events.db in the state directory.",
+    ),
+]
+Timeout = Annotated[
+    int | None, typer.Option("--timeout", min=1, help="Cancel the playbook run after this many seconds.")
+]
+
+
+@contextmanager
+def _ctrl_c() -> Iterator[threading.Event]:
+    """While a playbook runs, Ctrl-C asks ansible-runner to cancel it (it stops ansible-playbook cleanly)."""
+    cancelled = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        if cancelled.is_set():  # a second Ctrl-C: stop waiting
+            raise KeyboardInterrupt
+        cancelled.set()
+        err.print("cancelling: waiting for ansible-playbook to stop (Ctrl-C again to abandon)")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield cancelled
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Progress:
+    """Live progress of a playbook run from the runner's event stream, on stderr."""
+
+    def __init__(self, verbose: int) -> None:
+        self.verbose = verbose
+        self.status = err.status("starting ansible-playbook") if err.is_terminal else None
+        self.task = ""
+        self.done = 0
+        self.failed: list[str] = []
+
+    def __enter__(self) -> Progress:
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind == "playbook_on_task_start":
+            self.task = data.get("task", "")
+            self.done = 0
+            if self.verbose:
+                err.print(f"  task: {self.task}")
+        elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+            self.done += 1
+            if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+                message = str((data.get("res") or {}).get("msg", ""))[:300]
+                err.print(f"  [red]{data.get('host')}[/red]: {kind[10:]} at {self.task}: {message}")
+        if self.status is not None:
+            self.status.update(f"{self.task} ({self.done} hosts done)")
+
+
+def _toolkit(
+    inventory: list[Path] | None,
+    store: str | None,
+    verbose: int,
+    timeout: int | None = None,
+    progress: Progress | None = None,
+    cancelled: threading.Event | None = None,
+) -> Any:
+    from notification_emergency.api import EmergencyToolkit
+
+    return EmergencyToolkit(
+        inventory=inventory or None,
+        store=store,
+        timeout=timeout,
+        on_event=progress,
+        cancel=cancelled.is_set if cancelled is not None else None,
+        verbosity=max(0, verbose - 1),
+    )
+
+
+def _fail(message: str, code: int, as_json: bool) -> NoReturn:
+    if as_json:
+        out.print_json(json.dumps({"ok": False, "exit_code": code, "error": message}))
+    err.print(f"[bold red]error:[/bold red] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def _act(
+    as_json: bool,
+    verbose: int,
+    inventory: list[Path] | None,
+    store: str | None,
+    timeout: int | None,
+    call: Callable[[Any], Any],
+    render: Callable[[Any], None] | None = None,
+) -> NoReturn:
+    """Run one API action with progress and Ctrl-C handling; print its result; exit with its code."""
+    try:
+        with _ctrl_c() as cancelled, Progress(verbose) as progress:
+            toolkit = _toolkit(inventory, store, verbose, timeout, progress, cancelled)
+            result = call(toolkit)
+    except ToolkitError as exc:
+        _fail(exc.message, exc.exit_code, as_json)
+    except KeyboardInterrupt:
+        _fail("cancelled", EXIT_CANCELLED, as_json)
+    if as_json:
+        out.print_json(json.dumps(result.to_json(), default=str))
+    else:
+        (render or _render_action)(result)
+    raise typer.Exit(result.exit_code)
+
+
+# -- human output ----------------------------------------------------------------------------------------
+
+_STYLE = {"healthy": "green", "ok": "green", "degraded": "yellow", "failed": "red", "locked": "magenta"}
+
+
+def _mark(status: str) -> str:
+    """A status that reads without colour: a word, coloured when the terminal has colour."""
+    style = _STYLE.get(status, "red" if status in ("unreachable", "unknown") else "")
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _summary(result: Any) -> None:
+    style = "green" if result.ok else "red"
+    out.print(f"[{style}]{'OK' if result.ok else 'FAILED'}[/{style}] {result.message}")
+    if result.run is not None:
+        out.print(f"run {result.run.run_id} ({result.run.duration_s:.1f} s); artifacts {result.run.artifact_dir}")
+
+
+def _render_action(result: Any) -> None:
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("HOST", "STATUS", "DETAIL"):
+        table.add_column(column)
+    for host, row in sorted(result.hosts.items()):
+        detail = row.get("line", "").split(": ", 2)[-1] if row.get("status") == "ok" else row.get("error", "")
+        table.add_row(host, _mark(str(row.get("status"))), detail or "")
+    if result.hosts:
+        out.print(table)
+    _summary(result)
+
+
+def _render_health(result: Any) -> None:
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("HOST", "HEALTH", "MODE", "EMERGENCY", "LEVEL", "FAILURE", "NOT HEALTHY"):
+        table.add_column(column)
+    for host, row in sorted(result.hosts.items()):
+        emergency = row.get("emergency") or {}
+        table.add_row(
+            host,
+            _mark(str(row.get("status"))),
+            str(row.get("mode", "unknown")),
+            f"active (level {emergency.get('level')})" if emergency.get("active") else "off",
+            f"{row['level']} {row.get('level_name', '')}".strip() if row.get("level") else "-",
+            row.get("primary") or "-",
+            ", ".join((row.get("failed_checks") or []) + (row.get("degraded_checks") or [])) or "-",
+        )
+    out.print(table)
+    for host, row in sorted(result.hosts.items()):
+        if row.get("plan"):
+            out.print(
+                f"{host}: {row.get('summary', '')}; respond {row.get('response', '')}; plan: {', '.join(row['plan'])}"
+            )
+    for incident in result.data.get("open_incidents", []):
+        out.print(
+            f"open incident #{incident['id']} {incident['failure_type']} level {incident['level']} on "
+            f"{', '.join(incident['hosts'])} since {incident['detected_at']}"
+        )
+    _summary(result)
+
+
+# -- commands --------------------------------------------------------------------------------------------
 
 
 def _version(value: bool) -> None:
@@ -22,8 +265,400 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Emergency recovery toolkit for the notification service (see README.md)."""
+
+
+@app.command()
+def status(
+    inventory: Inventory = None,
+    limit: Limit = None,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Mode, emergency state, health and level of each host, and the open incidents.
+
+    Example: notification-emergency status --limit sandbox-01
+    """
+    _act(as_json, verbose, inventory, store, timeout, lambda t: t.status(limit), _render_health)
+
+
+@app.command("health-check")
+def health_check(
+    inventory: Inventory = None,
+    limit: Limit = None,
+    affected_users: Annotated[
+        str | None,
+        typer.Option(help="Affected users: a count (250) or comma-separated user ids (u1,u2); raises the level."),
+    ] = None,
+    message: Annotated[
+        list[str] | None, typer.Option("--message", "-m", help="An error message or log line (repeatable).")
+    ] = None,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Check every component, classify the failures (type, level, plan) and record an incident for each.
+
+    Exits 3 when a host is not healthy. Example: notification-emergency health-check --affected-users 250
+    """
+    users: int | list[str] | None = None
+    if affected_users is not None:
+        users = int(affected_users) if affected_users.strip().isdigit() else [u for u in affected_users.split(",") if u]
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        timeout,
+        lambda t: t.health_check(limit, affected_users=users, messages=message),
+        _render_health,
+    )
+
+
+@app.command("activate-emergency")
+def activate_emergency(
+    reason: Annotated[str, typer.Option(help="Why: shown to users in the banner.")],
+    triggered_by: Annotated[str, typer.Option(help="Who or what activates it.")],
+    level: Annotated[int, typer.Option(min=1, max=4, help="1 critical, 2 high, 3 medium, 4 low.")] = 2,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    check: Check = False,
+    diff: Diff = False,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Turn emergency mode on: users see a banner with the reason; recorded with who and why.
+
+    Example: notification-emergency activate-emergency --reason "Notifications delayed" --triggered-by alice
+    """
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        timeout,
+        lambda t: t.activate_emergency(reason, triggered_by, level=level, limit=limit, check=check, diff=diff),
+    )
+
+
+@app.command("deactivate-emergency")
+def deactivate_emergency(
+    resolved_by: Annotated[str, typer.Option(help="Who resolved the emergency.")],
+    inventory: Inventory = None,
+    limit: Limit = None,
+    check: Check = False,
+    diff: Diff = False,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Turn emergency mode off.
+
+    Example: notification-emergency deactivate-emergency --resolved-by alice
+    """
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        timeout,
+        lambda t: t.deactivate_emergency(resolved_by, limit=limit, check=check, diff=diff),
+    )
+
+
+@app.command()
+def backup(
+    label: Annotated[str | None, typer.Option(help="A word in the backup's name (letters, digits, - and _).")] = None,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    check: Check = False,
+    diff: Diff = False,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Take a verified, checksummed backup of everything a rollback or restore touches.
+
+    Example: notification-emergency backup --label before-release
+    """
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        timeout,
+        lambda t: t.backup(label=label, limit=limit, check=check, diff=diff),
+    )
+
+
+@app.command()
+def rollback(
+    serial: Annotated[str | None, typer.Option(help="Hosts per batch: a number or a percentage (25%).")] = None,
+    max_fail_percentage: Annotated[
+        int | None, typer.Option(min=0, max=100, help="Stop when more than this % of a batch failed.")
+    ] = None,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    check: Check = False,
+    diff: Diff = False,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Roll back to the legacy flash-message mode, carrying every pending notification.
+
+    A host whose verification fails is restored from the backup taken in the same run.
+    Example: notification-emergency rollback --limit sandbox-01 --check --diff
+    """
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        timeout,
+        lambda t: t.rollback(
+            serial=serial, max_fail_percentage=max_fail_percentage, limit=limit, check=check, diff=diff
+        ),
+    )
+
+
+@app.command()
+def restore(
+    backup_name: Annotated[
+        str | None, typer.Option("--backup", help="Restore this backup (a name, or latest) instead of rolling forward.")
+    ] = None,
+    database: Annotated[bool, typer.Option("--database", help="Also restore the database copy of the backup.")] = False,
+    serial: Annotated[str | None, typer.Option(help="Hosts per batch: a number or a percentage.")] = None,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    check: Check = False,
+    diff: Diff = False,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Back to WebSocket mode after the incident, or restore a named backup.
+
+    Example: notification-emergency restore            (roll forward)
+             notification-emergency restore --backup latest --limit sandbox-01
+    """
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        timeout,
+        lambda t: t.restore(
+            backup=backup_name, database=database or None, serial=serial, limit=limit, check=check, diff=diff
+        ),
+    )
+
+
+@app.command()
+def restart(
+    component: Annotated[
+        list[Component], typer.Option("--component", "-c", help="A component to restart (repeatable).")
+    ],
+    serial: Annotated[str | None, typer.Option(help="Hosts per batch (default 1: one host at a time).")] = None,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    check: Check = False,
+    diff: Diff = False,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Restart components host by host; each host must be healthy before the next.
+
+    Example: notification-emergency restart -c websocket
+    """
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        timeout,
+        lambda t: t.restart([c.value for c in component], serial=serial, limit=limit, check=check, diff=diff),
+    )
+
+
+@app.command()
+def verify(
+    expected_mode: Annotated[Mode, typer.Option(help="The mode each host should be in.")] = Mode.websocket,
+    verify_delivery: Annotated[bool, typer.Option(help="Also send a notification and see it arrive.")] = False,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Check (read-only) that each host is in the expected mode and healthy; exits 3 when not.
+
+    Example: notification-emergency verify --expected-mode legacy
+    """
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        timeout,
+        lambda t: t.verify(limit, expected_mode=expected_mode.value, verify_delivery=verify_delivery or None),
+    )
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``24h``, ``7d``, ``30m`` (ago) or an ISO 8601 time; None for everything."""
+    if not value:
+        return None
+    match = _DURATION.match(value.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ToolkitError(
+            f"--since {value!r} is neither a duration (30m, 24h, 7d) nor an ISO time (2026-11-27T10:00:00Z)",
+            exit_code=EXIT_BAD_INPUT,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+Since = Annotated[str | None, typer.Option(help="Only since then: 30m, 24h, 7d or an ISO time.")]
+
+
+def _record(as_json: bool, store: str | None, call: Callable[[Any], Any], render: Callable[[Any], None]) -> None:
+    """Commands that only read the event store (no inventory, no playbook)."""
+    from notification_emergency.store import EventStore
+
+    try:
+        data = call(EventStore(store))
+    except ToolkitError as exc:
+        _fail(exc.message, exc.exit_code, as_json)
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+    else:
+        render(data)
+
+
+@app.command()
+def events(
+    since: Since = None,
+    limit: Annotated[int, typer.Option("--last", "-n", min=1, help="How many events, newest first.")] = 50,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these kinds (repeatable): run, incident, action, emergency, notification, audit."),
+    ] = None,
+    as_json: AsJson = False,
+    store: Store = None,
+) -> None:
+    """The incident and action timeline, newest first.
+
+    Example: notification-emergency events --since 24h --kind incident --kind run
+    """
+    kinds = set(kind) if kind else None
+
+    def render(data: dict[str, Any]) -> None:
+        rows = data["events"]
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for column in ("AT", "KIND", "OK", "WHAT"):
+            table.add_column(column)
+        for row in rows:
+            ok = {True: "[green]ok[/green]", False: "[red]failed[/red]", None: "-"}[row.get("ok")]
+            table.add_row(row["at"], row["kind"], ok, row["summary"])
+        out.print(table if rows else "no events")
+
+    _record(as_json, store, lambda s: {"events": s.events(since=parse_since(since), limit=limit, kinds=kinds)}, render)
+
+
+@app.command()
+def stats(since: Since = None, as_json: AsJson = False, store: Store = None) -> None:
+    """Incidents, recovery rate, detection and recovery times (mean, p50, p90, p95) by failure type.
+
+    Example: notification-emergency stats --since 7d --json
+    """
+
+    def seconds(value: Any) -> str:
+        return "-" if value is None else f"{value:.1f}s"
+
+    def render(data: dict[str, Any]) -> None:
+        rate = "-" if data["recovery_rate"] is None else f"{data['recovery_rate']:.0%}"
+        out.print(
+            f"incidents {data['incidents']} (open {data['open']}, resolved {data['resolved']}), recovery rate {rate}; "
+            f"runs {data['runs']['total']} (failed {data['runs']['failed']}); "
+            f"notifications {data['notifications']['total']} (failed {data['notifications']['failed']})"
+        )
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for column in ("FAILURE TYPE", "INCIDENTS", "RESOLVED", "DETECT MEAN", "DETECT P90", "MTTR", "RECOVER P90"):
+            table.add_column(column)
+        rows = {**data["by_type"], "all": {**data, "incidents": data["incidents"]}}
+        for name, row in rows.items():
+            table.add_row(
+                name,
+                str(row["incidents"]),
+                str(row["resolved"]),
+                seconds(row["detection_seconds"]["mean"]),
+                seconds(row["detection_seconds"]["p90"]),
+                seconds(row["recovery_seconds"]["mean"]),
+                seconds(row["recovery_seconds"]["p90"]),
+            )
+        out.print(table)
+
+    _record(as_json, store, lambda s: s.statistics(since=parse_since(since)), render)
+
+
+@app.command("generate-report")
+def generate_report(
+    output: Annotated[
+        Path, typer.Option(help="A directory, or a file name: NAME.json and NAME.md are written.")
+    ] = Path("reports"),
+    since: Since = None,
+    with_status: Annotated[
+        bool, typer.Option("--status/--no-status", help="Run a status check for the current state.")
+    ] = True,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+) -> None:
+    """Write a JSON and a Markdown report: status per host and component, active emergencies, incidents and
+    actions in the window, statistics.
+
+    Example: notification-emergency generate-report --output reports/incident-42.md --since 24h
+    """
+    moment = parse_since(since)
+
+    def call(toolkit: Any) -> Any:
+        result = toolkit.generate_report(output, since=moment, limit=limit, include_status=with_status)
+        result.exit_code = EXIT_OK  # the report is the deliverable; an unhealthy host is in it, not an error
+        result.ok = True
+        return result
+
+    _act(as_json, verbose, inventory, store, None, call, _summary)
+
+
+def run() -> None:  # pragma: no cover - the console script entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("cancelled")
+        sys.exit(EXIT_CANCELLED)

@@ -1,0 +1,512 @@
+"""The API of the toolkit: what the CLI, the dashboard and scripts call.
+
+Every action goes the same way: inputs checked against the playbook's own argument spec and the
+inventory before anything runs, one playbook run through :mod:`notification_emergency.runner`, the run and
+its outcome recorded in the event store with the audit trail, and a typed :class:`ActionResult`::
+
+    from notification_emergency.api import EmergencyToolkit
+
+    toolkit = EmergencyToolkit(inventory="inventories/sandbox")
+    status = toolkit.status()
+    if not status.ok:
+        toolkit.rollback(limit="sandbox-01")
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from notification_emergency import catalogue
+from notification_emergency.errors import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_UNHEALTHY,
+    BadInput,
+)
+from notification_emergency.runner import (
+    Event,
+    Inventory,
+    RunResult,
+    load_inventory,
+    resolve_limit,
+    run_playbook,
+    validate_inputs,
+)
+from notification_emergency.store import EventStore, state_dir
+
+Inputs = Mapping[str, Any]
+
+
+def default_actor() -> str:
+    """Who acts: ``NOTIFICATION_EMERGENCY_ACTOR`` (AWX, the dashboard pass theirs), else user@host."""
+    return os.environ.get("NOTIFICATION_EMERGENCY_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ActionResult:
+    """The outcome of one API action; ``to_json()`` is the documented ``--json`` shape of the CLI."""
+
+    action: str
+    ok: bool
+    exit_code: int
+    message: str
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # per host: status plus what the action says
+    run: RunResult | None = None
+    report: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # action-specific (incidents opened, statistics, files)
+
+    def to_json(self) -> dict[str, Any]:
+        run = None
+        if self.run is not None:
+            run = {
+                "run_id": self.run.run_id,
+                "playbook": self.run.playbook,
+                "status": self.run.status,
+                "rc": self.run.rc,
+                "duration_s": round(self.run.duration_s, 3),
+                "artifact_dir": str(self.run.artifact_dir),
+                "recap": {host: asdict(recap) for host, recap in self.run.hosts.items()},
+            }
+        return {
+            "action": self.action,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "hosts": self.hosts,
+            "run": run,
+            **({"report": self.report} if self.report is not None else {}),
+            **self.data,
+        }
+
+
+class EmergencyToolkit:
+    """Drive the playbooks and keep the record.
+
+    ``inventory``: file, directory or list of them (default: ``NOTIFICATION_EMERGENCY_INVENTORY`` or the
+    sandbox's); ``store``: an :class:`EventStore`, a SQLite path or a database URL (default: the state
+    directory's ``events.db``); ``on_event``: every ansible-runner event, for live progress; ``cancel``:
+    polled during a run, a true answer cancels it.
+    """
+
+    def __init__(
+        self,
+        *,
+        inventory: str | Path | Sequence[str | Path] | None = None,
+        store: EventStore | str | Path | None = None,
+        actor: str | None = None,
+        home: Path | None = None,
+        timeout: int | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+        verbosity: int = 0,
+    ) -> None:
+        self._inventory_arg = inventory
+        self._inventory: Inventory | None = None
+        self.store = store if isinstance(store, EventStore) else EventStore(store)
+        self.actor = actor or default_actor()
+        self.home = home or state_dir()
+        self.timeout = timeout
+        self.on_event = on_event
+        self.cancel = cancel
+        self.verbosity = verbosity
+
+    # -- inventory -------------------------------------------------------------------------------------
+
+    @property
+    def inventory(self) -> Inventory:
+        if self._inventory is None:
+            self._inventory = load_inventory(self._inventory_arg)
+        return self._inventory
+
+    def hosts(self, limit: str | None = None) -> list[str]:
+        """The managed hosts a run with ``limit`` targets (refuses an unknown name)."""
+        return resolve_limit(self.inventory, limit)
+
+    # -- the one way a playbook runs -------------------------------------------------------------------
+
+    def _playbook(
+        self,
+        action: str,
+        playbook: str,
+        inputs: Inputs,
+        *,
+        limit: str | None,
+        check: bool = False,
+        diff: bool = False,
+        incident_id: int | None = None,
+    ) -> tuple[RunResult, dict[str, Any] | None]:
+        given = {name: value for name, value in inputs.items() if value is not None}
+        validated = validate_inputs(playbook, given)
+        targets = self.hosts(limit)
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{action}-{uuid.uuid4().hex[:8]}"
+        reports = self.home / "reports"
+        self.store.start_run(
+            run_id,
+            action=action,
+            playbook=playbook,
+            actor=self.actor,
+            inputs=validated,
+            limit=limit,
+            check=check,
+            incident_id=incident_id,
+        )
+        self.store.audit(
+            actor=self.actor,
+            action=f"{action} started",
+            target=",".join(targets),
+            details={"run_id": run_id, "playbook": playbook, "inputs": validated, "check": check},
+        )
+        run = run_playbook(
+            playbook,
+            inventory=list(self.inventory.sources),
+            limit=",".join(targets),
+            extra_vars={
+                **validated,
+                "notification_run_id": run_id,
+                "notification_run_owner": self.actor,
+                "notification_reports_dir": str(reports),
+            },
+            check=check,
+            diff=diff,
+            timeout=self.timeout,
+            artifacts_root=self.home / "artifacts",
+            run_id=run_id,
+            on_event=self.on_event,
+            cancel=self.cancel,
+            verbosity=self.verbosity,
+        )
+        report = run.stats.get("notification_run_report")
+        hosts = {host: asdict(recap) for host, recap in run.hosts.items()}
+        self.store.finish_run(run_id, status=run.status, rc=run.rc, hosts=hosts, report=report)
+        self.store.audit(
+            actor=self.actor,
+            action=f"{action} {run.status}",
+            target=",".join(targets),
+            details={"run_id": run_id, "rc": run.rc, "failed_hosts": run.failed_hosts},
+        )
+        return run, report
+
+    def _mutating(
+        self,
+        action: str,
+        playbook: str,
+        inputs: Inputs,
+        *,
+        limit: str | None,
+        check: bool,
+        diff: bool,
+        done: str,
+    ) -> ActionResult:
+        run, report = self._playbook(action, playbook, inputs, limit=limit, check=check, diff=diff)
+        rows = {row["host"]: row for row in (report or {}).get("hosts", [])}
+        for host in run.hosts:
+            rows.setdefault(host, {"host": host, "status": "ok" if host not in run.failed_hosts else "failed"})
+        locked = sorted(host for host, row in rows.items() if row.get("status") == "locked")
+        exit_code = _exit_code(run)
+        if locked:
+            exit_code = EXIT_LOCKED
+        failed = sorted(host for host, row in rows.items() if row.get("status") not in ("ok",))
+        if exit_code == EXIT_OK:
+            message = f"{done} on {len(rows)} host{'s' if len(rows) != 1 else ''}" + (" (check mode)" if check else "")
+        elif locked:
+            message = f"{action} stopped: {', '.join(locked)} locked by another run; " + "; ".join(
+                rows[h].get("error", "") for h in locked
+            )
+        else:
+            message = f"{action} {run.status}: " + (
+                "; ".join(f"{h}: {rows[h].get('error', rows[h].get('status'))}" for h in failed)
+                or f"ansible-playbook ended with rc {run.rc}"
+            )
+        return ActionResult(action, exit_code == EXIT_OK, exit_code, message, rows, run, report)
+
+    # -- read-only -------------------------------------------------------------------------------------
+
+    def health_check(
+        self,
+        limit: str | None = None,
+        *,
+        affected_users: int | list[str] | None = None,
+        messages: list[str] | None = None,
+        record_incidents: bool = True,
+        action: str = "health-check",
+    ) -> ActionResult:
+        """Check and classify every targeted host; a detected failure opens (or joins) an incident."""
+        started = _now()
+        inputs = {"affected_users": affected_users, "messages": messages, "health_check_fail_on_failure": False}
+        run, _report = self._playbook(action, "health_check.yml", inputs, limit=limit)
+        health: dict[str, dict[str, Any]] = run.stats.get("notification_health") or {}
+        hosts: dict[str, dict[str, Any]] = {}
+        for host in sorted(set(run.hosts) | set(health)):
+            if host in health:
+                hosts[host] = {"status": health[host]["overall"], **health[host]}
+            else:
+                hosts[host] = {"status": "unreachable" if host in run.failed_hosts else "unknown", "level": None}
+        incidents: list[int] = []
+        if record_incidents:
+            classified = _now()
+            for host, row in hosts.items():
+                if row.get("primary"):
+                    incidents.append(
+                        self.store.open_incident(
+                            failure_type=row["primary"],
+                            level=int(row["level"]),
+                            hosts=[host],
+                            summary=row.get("summary", ""),
+                            detected_at=started,
+                            classified_at=classified,
+                            source=action,
+                        )
+                    )
+        unhealthy = sorted(h for h, row in hosts.items() if row["status"] != "healthy")
+        levels = [int(row["level"]) for row in hosts.values() if row.get("level")]
+        if run.status != "successful" and not health:
+            exit_code = _exit_code(run)
+            message = f"{action} {run.status}: no health result (rc {run.rc})"
+        elif unhealthy:
+            exit_code = EXIT_UNHEALTHY
+            worst = min(levels) if levels else None
+            message = f"{len(unhealthy)} of {len(hosts)} hosts not healthy: {', '.join(unhealthy)}" + (
+                f"; level {worst} {catalogue.LEVELS[worst]['name']}" if worst else ""
+            )
+        else:
+            exit_code = EXIT_OK
+            message = f"all {len(hosts)} hosts healthy"
+        return ActionResult(
+            action,
+            exit_code == EXIT_OK,
+            exit_code,
+            message,
+            hosts,
+            run,
+            data={"incidents": sorted(set(incidents))},
+        )
+
+    def status(self, limit: str | None = None) -> ActionResult:
+        """Mode, emergency state, health and level of each host, plus the open incidents."""
+        result = self.health_check(limit, action="status")
+        result.data["open_incidents"] = self.store.incidents(open_only=True)
+        return result
+
+    def verify(
+        self,
+        limit: str | None = None,
+        *,
+        expected_mode: str | None = None,
+        verify_delivery: bool | None = None,
+    ) -> ActionResult:
+        """Assert that each host is in the expected mode and healthy (read-only)."""
+        run, _report = self._playbook(
+            "verify",
+            "verify.yml",
+            {"expected_mode": expected_mode, "verify_delivery": verify_delivery},
+            limit=limit,
+        )
+        hosts = {host: {"status": "failed" if host in run.failed_hosts else "ok"} for host in run.hosts}
+        exit_code = EXIT_OK if run.ok else (EXIT_UNHEALTHY if run.status == "failed" else _exit_code(run))
+        message = (
+            f"{len(hosts)} hosts verified in mode {expected_mode or 'websocket'}"
+            if run.ok
+            else f"verification failed on {', '.join(run.failed_hosts) or 'the run'}"
+        )
+        return ActionResult("verify", run.ok, exit_code, message, hosts, run)
+
+    # -- mutating --------------------------------------------------------------------------------------
+
+    def activate_emergency(
+        self,
+        reason: str,
+        triggered_by: str,
+        *,
+        level: int = 2,
+        limit: str | None = None,
+        check: bool = False,
+        diff: bool = False,
+    ) -> ActionResult:
+        """Turn emergency mode on (a banner for users with the reason); recorded with who and why."""
+        if not reason or not reason.strip():
+            raise BadInput("--reason is required and must not be empty: say why, it is shown to users")
+        if not triggered_by or not triggered_by.strip():
+            raise BadInput("--triggered-by is required: who or what activates emergency mode")
+        result = self._mutating(
+            "activate-emergency",
+            "emergency_activate.yml",
+            {"reason": reason, "triggered_by": triggered_by, "level": level},
+            limit=limit,
+            check=check,
+            diff=diff,
+            done=f"emergency mode active (level {level})",
+        )
+        if not check and result.run is not None:
+            changed = sorted(h for h, row in result.hosts.items() if row.get("status") == "ok")
+            if changed:
+                self.store.record_emergency(
+                    action="activated",
+                    hosts=changed,
+                    actor=triggered_by,
+                    reason=reason,
+                    level=level,
+                    run_id=result.run.run_id,
+                )
+        return result
+
+    def deactivate_emergency(
+        self,
+        resolved_by: str,
+        *,
+        limit: str | None = None,
+        check: bool = False,
+        diff: bool = False,
+    ) -> ActionResult:
+        """Turn emergency mode off; recorded with who resolved it."""
+        if not resolved_by or not resolved_by.strip():
+            raise BadInput("--resolved-by is required: who resolved the emergency")
+        result = self._mutating(
+            "deactivate-emergency",
+            "emergency_deactivate.yml",
+            {"resolved_by": resolved_by},
+            limit=limit,
+            check=check,
+            diff=diff,
+            done="emergency mode off",
+        )
+        if not check and result.run is not None:
+            done = sorted(h for h, row in result.hosts.items() if row.get("status") == "ok")
+            if done:
+                self.store.record_emergency(
+                    action="deactivated", hosts=done, actor=resolved_by, run_id=result.run.run_id
+                )
+        return result
+
+    def backup(
+        self, *, label: str | None = None, limit: str | None = None, check: bool = False, diff: bool = False
+    ) -> ActionResult:
+        """A verified, checksummed backup of everything a rollback or restore touches."""
+        return self._mutating(
+            "backup", "backup.yml", {"backup_label": label}, limit=limit, check=check, diff=diff, done="backed up"
+        )
+
+    def rollback(
+        self,
+        *,
+        serial: str | int | None = None,
+        max_fail_percentage: int | None = None,
+        limit: str | None = None,
+        check: bool = False,
+        diff: bool = False,
+    ) -> ActionResult:
+        """Roll back to the legacy flash-message mode, losing no notification."""
+        return self._mutating(
+            "rollback",
+            "rollback_to_legacy.yml",
+            {"rollback_serial": serial, "rollback_max_fail_percentage": max_fail_percentage},
+            limit=limit,
+            check=check,
+            diff=diff,
+            done="rolled back to legacy mode",
+        )
+
+    def restore(
+        self,
+        *,
+        backup: str | None = None,
+        database: bool | None = None,
+        serial: str | int | None = None,
+        limit: str | None = None,
+        check: bool = False,
+        diff: bool = False,
+    ) -> ActionResult:
+        """Back to WebSocket mode (the roll-forward), or restore a named backup (``latest`` for the newest)."""
+        return self._mutating(
+            "restore",
+            "restore.yml",
+            {"restore_backup": backup, "restore_database": database, "restore_serial": serial},
+            limit=limit,
+            check=check,
+            diff=diff,
+            done=f"restored from backup {backup}" if backup else "restored to WebSocket mode",
+        )
+
+    def restart(
+        self,
+        components: list[str],
+        *,
+        serial: str | int | None = None,
+        limit: str | None = None,
+        check: bool = False,
+        diff: bool = False,
+    ) -> ActionResult:
+        """Restart components host by host, each host healthy before the next."""
+        return self._mutating(
+            "restart",
+            "restart_services.yml",
+            {"components": components, "restart_serial": serial},
+            limit=limit,
+            check=check,
+            diff=diff,
+            done=f"restarted {', '.join(components)}",
+        )
+
+    # -- the record ------------------------------------------------------------------------------------
+
+    def events(
+        self, *, since: datetime | None = None, limit: int = 50, kinds: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return self.store.events(since=since, limit=limit, kinds=kinds)
+
+    def statistics(self, *, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+        return self.store.statistics(since=since, until=until)
+
+    def generate_report(
+        self,
+        output: Path,
+        *,
+        since: datetime | None = None,
+        limit: str | None = None,
+        include_status: bool = True,
+    ) -> ActionResult:
+        """Write a JSON and a Markdown report: status per host and component, active emergencies, the
+        incidents and actions since ``since``, and statistics. ``output`` is a directory, or a file name
+        whose stem both files share."""
+        from notification_emergency.reports import build_report, write_report
+
+        status = self.status(limit) if include_status else None
+        report = build_report(self.store, status=status, since=since)
+        files = write_report(report, output)
+        return ActionResult(
+            "generate-report",
+            True,
+            EXIT_OK,
+            "report written: " + ", ".join(str(f) for f in files),
+            status.hosts if status else {},
+            status.run if status else None,
+            data={"files": [str(f) for f in files], "statistics": report["statistics"]},
+        )
+
+
+def _exit_code(run: RunResult) -> int:
+    if run.ok:
+        return EXIT_OK
+    if run.status == "timeout":
+        return EXIT_TIMEOUT
+    if run.status == "canceled":
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
+__all__ = ["ActionResult", "EmergencyToolkit", "default_actor"]

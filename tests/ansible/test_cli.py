@@ -1,0 +1,251 @@
+"""The notification-emergency CLI and API for real: the console script as a user runs it, against the shared
+sandbox host, with ansible-runner driving the real playbooks (nothing mocked), each run read back from the
+event store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notification_emergency.api import EmergencyToolkit
+from notification_emergency.store import EventStore
+from tests.ansible.conftest import SandboxHost
+from tests.ansible.sandbox import ROOT
+from tests.conftest import VENV_BIN
+
+CLI = str(VENV_BIN / "notification-emergency")
+COMMANDS = [
+    "status",
+    "health-check",
+    "activate-emergency",
+    "deactivate-emergency",
+    "backup",
+    "rollback",
+    "restore",
+    "restart",
+    "verify",
+    "events",
+    "stats",
+    "generate-report",
+]
+
+
+@pytest.fixture
+def home(tmp_path: Path, sandbox_host: SandboxHost) -> Iterator[Path]:
+    """A private state directory (store, reports, artifacts) per test; the host healthy before and after."""
+    sandbox_host.wait_healthy()
+    yield tmp_path / "state"
+    sandbox_host.mend()
+
+
+def cli(home: Path, host: SandboxHost, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "NOTIFICATION_EMERGENCY_STATE_DIR": str(home),
+        "NOTIFICATION_EMERGENCY_INVENTORY": str(host.box.inventory),
+        "NOTIFICATION_EMERGENCY_ACTOR": "pytest-operator",
+        "NO_COLOR": "1",
+    }
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def as_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(
+            f"not JSON (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        ) from None
+    return data
+
+
+def store_of(home: Path) -> EventStore:
+    return EventStore(home / "events.db")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself_with_an_example(command: str) -> None:
+    proc = subprocess.run([CLI, command, "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Example:" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    if command not in ("events", "stats"):
+        assert "--inventory" in proc.stdout and "--json" in proc.stdout
+
+
+def test_status_json_on_a_healthy_host_is_recorded(home: Path, sandbox_host: SandboxHost) -> None:
+    proc = cli(home, sandbox_host, "status", "--json", "--limit", sandbox_host.name)
+    data = as_json(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert data["ok"] is True and data["exit_code"] == 0 and data["action"] == "status"
+    row = data["hosts"][sandbox_host.name]
+    assert row["status"] == "healthy" and row["mode"] == "websocket" and row["level"] is None
+    assert row["emergency"]["active"] is False
+    assert {check["status"] for check in row["checks"].values()} == {"healthy"}
+    assert data["run"]["status"] == "successful" and data["open_incidents"] == []
+    runs = store_of(home).runs()
+    assert [(r["run_id"], r["action"], r["actor"], r["status"]) for r in runs] == [
+        (data["run"]["run_id"], "status", "pytest-operator", "successful")
+    ]
+    human = cli(home, sandbox_host, "status")
+    assert human.returncode == 0 and sandbox_host.name in human.stdout and "healthy" in human.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["status", "--limit", "no-such-host"], "--limit names no-such-host, not a host or group"),
+        (["activate-emergency", "--triggered-by", "pytest"], "Missing option '--reason'"),
+        (["activate-emergency", "--reason", "  ", "--triggered-by", "pytest"], "--reason is required"),
+        (["restart", "-c", "database"], "Invalid value for '--component'"),
+        (["status", "-i", "/nonexistent/inventory"], "inventory /nonexistent/inventory does not exist"),
+        (["status", "--store", "/proc/version/events.db"], "/proc/version/events.db"),
+        (["events", "--since", "yesterday-ish"], "--since 'yesterday-ish' is neither a duration"),
+    ],
+)
+def test_bad_input_is_refused_before_any_playbook_runs(
+    home: Path, sandbox_host: SandboxHost, args: list[str], expected: str
+) -> None:
+    proc = cli(home, sandbox_host, *args)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert expected in " ".join((proc.stdout + proc.stderr).split()), proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (home / "artifacts").exists(), "no playbook ran"
+
+
+def test_emergency_on_and_off_through_the_cli_is_recorded(home: Path, sandbox_host: SandboxHost) -> None:
+    on = cli(
+        home,
+        sandbox_host,
+        "activate-emergency",
+        "--reason",
+        "CLI test",
+        "--triggered-by",
+        "alice",
+        "--level",
+        "1",
+        "--json",
+    )
+    data = as_json(on)
+    assert on.returncode == 0, on.stderr
+    assert data["hosts"][sandbox_host.name]["status"] == "ok"
+    health = sandbox_host.health()
+    assert health["emergency"]["active"] and health["emergency"]["reason"] == "CLI test"
+    assert health["emergency"]["level"] == 1
+    off = cli(home, sandbox_host, "deactivate-emergency", "--resolved-by", "bob", "--json")
+    assert off.returncode == 0, off.stderr
+    assert sandbox_host.health()["emergency"]["active"] is False
+    store = store_of(home)
+    emergencies = store.emergencies()
+    assert [(e["action"], e["actor"], e["hosts"]) for e in emergencies] == [
+        ("deactivated", "bob", [sandbox_host.name]),
+        ("activated", "alice", [sandbox_host.name]),
+    ]
+    assert emergencies[1]["reason"] == "CLI test" and emergencies[1]["level"] == 1
+    actions = [entry["action"] for entry in store.audit_trail()]
+    assert actions[:4] == [
+        "deactivate-emergency successful",
+        "deactivate-emergency started",
+        "activate-emergency successful",
+        "activate-emergency started",
+    ]
+    kinds = {event["kind"] for event in as_json(cli(home, sandbox_host, "events", "--json"))["events"]}
+    assert {"run", "emergency", "audit"} <= kinds
+
+
+def test_a_stopped_websocket_is_unhealthy_exit_3_and_opens_an_incident(home: Path, sandbox_host: SandboxHost) -> None:
+    sandbox_host.supervisorctl("stop", "notification-websocket")
+    proc = cli(home, sandbox_host, "health-check", "--json")
+    data = as_json(proc)
+    assert proc.returncode == 3, proc.stderr
+    row = data["hosts"][sandbox_host.name]
+    assert row["primary"] == "websocket_service_down" and row["level"] == 2
+    assert row["plan"][0] == "restart_websocket"
+    [incident] = store_of(home).incidents()
+    assert incident["id"] == data["incidents"][0]
+    assert (incident["failure_type"], incident["level"], incident["hosts"]) == (
+        "websocket_service_down",
+        2,
+        [sandbox_host.name],
+    )
+    again = as_json(cli(home, sandbox_host, "health-check", "--json"))
+    assert again["incidents"] == data["incidents"], "the same failure joins the open incident"
+    report = cli(home, sandbox_host, "generate-report", "--output", str(home / "out" / "incident.md"), "--json")
+    assert report.returncode == 0, report.stderr
+    written = json.loads((home / "out" / "incident.json").read_text())
+    assert written["hosts"][sandbox_host.name]["primary"] == "websocket_service_down"
+    assert written["incidents"][0]["failure_type"] == "websocket_service_down"
+    markdown = (home / "out" / "incident.md").read_text()
+    assert "websocket_service_down" in markdown and "| websocket |" in markdown
+
+
+def test_backup_rollback_and_restore_through_the_api_are_recorded(home: Path, sandbox_host: SandboxHost) -> None:
+    toolkit = EmergencyToolkit(inventory=sandbox_host.box.inventory, store=home / "events.db", home=home, actor="api")
+    backup = toolkit.backup(label="api-test", limit=sandbox_host.name)
+    assert backup.ok, backup.message
+    assert "api-test" in (backup.hosts[sandbox_host.name].get("backup") or "")
+    rollback = toolkit.rollback(limit=sandbox_host.name)
+    assert rollback.ok, rollback.message
+    assert sandbox_host.health()["mode"] == "legacy"
+    assert rollback.report is not None and rollback.report["hosts"][0]["mode"] == "legacy"
+    verify = toolkit.verify(sandbox_host.name, expected_mode="websocket")
+    assert not verify.ok and verify.exit_code == 3, "a legacy host is not in WebSocket mode"
+    restore = toolkit.restore(limit=sandbox_host.name)
+    assert restore.ok, restore.message
+    assert sandbox_host.health()["mode"] == "websocket"
+    runs = {run["run_id"]: run for run in toolkit.store.runs()}
+    for result, action in ((backup, "backup"), (rollback, "rollback"), (restore, "restore")):
+        assert result.run is not None
+        recorded = runs[result.run.run_id]
+        assert (recorded["action"], recorded["status"], recorded["actor"]) == (action, "successful", "api")
+        assert recorded["report"]["run_id"] == result.run.run_id
+    assert runs[verify.run.run_id if verify.run else ""]["status"] == "failed"
+
+
+def test_a_second_mutating_command_stops_on_the_lock_and_ctrl_c_cancels(home: Path, sandbox_host: SandboxHost) -> None:
+    """A rollback holds the host lock; a backup started meanwhile exits 4 naming the holder. Then Ctrl-C
+    cancels the rollback (exit 130), and the next run takes the dead run's lock over and ends verified."""
+    env = {
+        **os.environ,
+        "NOTIFICATION_EMERGENCY_STATE_DIR": str(home),
+        "NOTIFICATION_EMERGENCY_INVENTORY": str(sandbox_host.box.inventory),
+        "NOTIFICATION_EMERGENCY_ACTOR": "first-operator",
+    }
+    lock = sandbox_host.root / "state" / "toolkit.lock"
+    first = subprocess.Popen(
+        [CLI, "rollback", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lock.exists(), "the rollback took the lock"
+        second = cli(home, sandbox_host, "backup", "--json")
+        data = as_json(second)
+        assert second.returncode == 4, (second.stdout, second.stderr)
+        assert "locked by another run" in data["message"] and "first-operator" in data["message"], data["message"]
+        assert lock.exists(), "the refused run left the holder's lock alone"
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 130, (first.returncode, out[-2000:], err[-2000:])
+        assert "Traceback" not in err
+    finally:
+        if first.poll() is None:
+            first.kill()
+    runs = {run["action"]: run for run in store_of(home).runs()}
+    assert runs["rollback"]["status"] == "canceled" and runs["backup"]["status"] == "failed"
+    again = cli(home, sandbox_host, "rollback", "--json")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert sandbox_host.health()["mode"] == "legacy"
+    assert not lock.exists()
+    back = cli(home, sandbox_host, "restore", "--json")
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert sandbox_host.health()["mode"] == "websocket"
+    assert ROOT.is_dir()
