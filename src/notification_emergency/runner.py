@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -333,6 +334,27 @@ def run_module(
 _RESULT_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"}
 
 
+# The environment names worth keeping in the ``command`` artifact; every other value (store URLs with a
+# password, notifier credentials, tokens) is replaced by "***" so that artifacts hold no secret.
+_KEPT_ENV = re.compile(r"^(ANSIBLE_[A-Z_]+|PATH|HOME|LANG|LC_[A-Z]+|PWD|USER|SHELL|TERM|PYTHONUNBUFFERED)$")
+_SECRET_NAME = re.compile(r"(PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|URL|DSN|STORE)", re.IGNORECASE)
+
+
+def _scrub_command_artifact(artifact_dir: Path) -> None:
+    """ansible-runner writes the whole process environment into ``<artifact dir>/command``: mask it."""
+    command_file = artifact_dir / "command"
+    try:
+        recorded = json.loads(command_file.read_text())
+    except (OSError, ValueError):
+        return
+    env = recorded.get("env") or {}
+    recorded["env"] = {
+        name: value if _KEPT_ENV.match(name) and not _SECRET_NAME.search(name) else "***"
+        for name, value in sorted(env.items())
+    }
+    command_file.write_text(json.dumps(recorded))
+
+
 def _run(
     name: str,
     target: dict[str, Any],
@@ -391,6 +413,7 @@ def _run(
             cancel_callback=cancel,
             **target,
         )
+    _scrub_command_artifact(artifacts / run_id)
     return RunResult(
         run_id=run_id,
         playbook=name,

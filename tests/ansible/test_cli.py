@@ -46,9 +46,13 @@ def home(tmp_path: Path, sandbox_host: SandboxHost) -> Iterator[Path]:
     sandbox_host.mend()
 
 
+SECRET = "s3cret-in-the-environment"
+
+
 def cli(home: Path, host: SandboxHost, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
+        "SMTP_PASSWORD": SECRET,  # what an operator's shell may hold: it must not reach the artifacts
         "NOTIFICATION_EMERGENCY_STATE_DIR": str(home),
         "NOTIFICATION_EMERGENCY_INVENTORY": str(host.box.inventory),
         "NOTIFICATION_EMERGENCY_ACTOR": "pytest-operator",
@@ -94,6 +98,9 @@ def test_status_json_on_a_healthy_host_is_recorded(home: Path, sandbox_host: San
     assert [(r["run_id"], r["action"], r["actor"], r["status"]) for r in runs] == [
         (data["run"]["run_id"], "status", "pytest-operator", "successful")
     ]
+    artifacts = [p for p in (home / "artifacts").rglob("*") if p.is_file()]
+    assert artifacts and not [p for p in artifacts if SECRET in p.read_text(errors="replace")]
+    assert not (home / "artifacts" / data["run"]["run_id"] / "env").exists(), "no env files"
     human = cli(home, sandbox_host, "status")
     assert human.returncode == 0 and sandbox_host.name in human.stdout and "healthy" in human.stdout
 
