@@ -45,6 +45,8 @@ sandbox-down: bootstrap ## Remove every sandbox host
 bench: bootstrap ## Benchmarks (print figures; see bench/)
 	python bench/bench_sandbox.py
 	python bench/bench_health.py
+	python bench/bench_recovery.py
+	python bench/bench_runner.py
 
 clean: ## Remove the sandbox and the virtual environment
 	-[ -x $(VENV)/bin/ansible-playbook ] && ansible-playbook playbooks/sandbox_down.yml

@@ -1,0 +1,95 @@
+"""The runner refuses bad input before anything runs: each playbook's own argument spec (read from the
+playbook), and --limit against the real inventory (read with ansible-inventory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from notification_emergency.errors import BadInput
+from notification_emergency.runner import Inventory, load_inventory, playbook_spec, resolve_limit, validate_inputs
+
+INVENTORY = """\
+all:
+  children:
+    notification_hosts:
+      children:
+        eu:
+          hosts:
+            web-eu-1: {}
+            web-eu-2: {}
+        us:
+          hosts:
+            web-us-1: {}
+    controller:
+      hosts:
+        localhost: {}
+"""
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory: pytest.TempPathFactory) -> Inventory:
+    path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
+    path.write_text(INVENTORY)
+    return load_inventory(path)
+
+
+def test_the_spec_is_read_from_the_playbook() -> None:
+    spec = playbook_spec("emergency_activate.yml")
+    assert spec["reason"]["required"] is True and spec["level"]["choices"] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "inputs", "message"),
+    [
+        ("emergency_activate.yml", {"triggered_by": "a"}, "missing required arguments: reason"),
+        ("emergency_activate.yml", {"reason": "r", "triggered_by": "a", "level": 7}, "level must be one of: 1, 2"),
+        ("restart_services.yml", {"components": ["database"]}, "components must be one or more of: web, websocket"),
+        ("backup.yml", {"backup_lable": "x"}, "backup.yml does not take backup_lable; its inputs are: backup_label"),
+        ("no_such.yml", {}, "no playbook 'no_such.yml'"),
+    ],
+)
+def test_bad_inputs_are_named(playbook: str, inputs: dict[str, object], message: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        validate_inputs(playbook, inputs)
+    assert message in str(caught.value)
+
+
+def test_inputs_are_converted_to_their_declared_types() -> None:
+    validated = validate_inputs("emergency_activate.yml", {"reason": "r", "triggered_by": "a", "level": "3"})
+    assert validated["level"] == 3
+
+
+@pytest.mark.parametrize(
+    ("limit", "hosts"),
+    [
+        (None, ["web-eu-1", "web-eu-2", "web-us-1"]),
+        ("eu", ["web-eu-1", "web-eu-2"]),
+        ("web-us-1,web-eu-2", ["web-eu-2", "web-us-1"]),
+        ("all:!us", ["web-eu-1", "web-eu-2"]),
+        ("web-*-1", ["web-eu-1", "web-us-1"]),
+        ("eu:&web-eu-2", ["web-eu-2"]),
+    ],
+)
+def test_limit_patterns_resolve_like_ansible(inventory: Inventory, limit: str | None, hosts: list[str]) -> None:
+    assert resolve_limit(inventory, limit) == hosts
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("web-eu-3", "--limit names web-eu-3, not a host or group of inventory"),
+        ("eu,asia", "--limit names asia"),
+        ("localhost", "--limit localhost leaves no host of group notification_hosts"),
+    ],
+)
+def test_a_limit_that_names_nothing_is_refused(inventory: Inventory, limit: str, message: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        resolve_limit(inventory, limit)
+    assert message in str(caught.value)
+
+
+def test_a_missing_inventory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"inventory .*/nowhere does not exist"):
+        load_inventory(tmp_path / "nowhere")
