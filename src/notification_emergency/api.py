@@ -262,17 +262,16 @@ class EmergencyToolkit:
             classified = _now()
             for host, row in hosts.items():
                 if row.get("primary"):
-                    incidents.append(
-                        self.store.open_incident(
-                            failure_type=row["primary"],
-                            level=int(row["level"]),
-                            hosts=[host],
-                            summary=row.get("summary", ""),
-                            detected_at=started,
-                            classified_at=classified,
-                            source=action,
-                        )
+                    row["incident"] = self.store.open_incident(
+                        failure_type=row["primary"],
+                        level=int(row["level"]),
+                        hosts=[host],
+                        summary=row.get("summary", ""),
+                        detected_at=started,
+                        classified_at=classified,
+                        source=action,
                     )
+                    incidents.append(row["incident"])
         unhealthy = sorted(h for h, row in hosts.items() if row["status"] != "healthy")
         levels = [int(row["level"]) for row in hosts.values() if row.get("level")]
         if run.status != "successful" and not health:
@@ -461,6 +460,20 @@ class EmergencyToolkit:
             diff=diff,
             done=f"restarted {', '.join(components)}",
         )
+
+    # -- the recovery engine ---------------------------------------------------------------------------
+
+    def auto_recover(self, limit: str | None = None, *, dry_run: bool = False) -> ActionResult:
+        """Check, classify, run each unhealthy host's plan step by step (verified), escalate when exhausted."""
+        from notification_emergency.engine import RecoveryEngine
+
+        return RecoveryEngine(self).auto_recover(limit, dry_run=dry_run)
+
+    def explain(self, limit: str | None = None) -> ActionResult:
+        """What auto_recover would do now, and why (read-only)."""
+        from notification_emergency.engine import RecoveryEngine
+
+        return RecoveryEngine(self).explain(limit)
 
     # -- the record ------------------------------------------------------------------------------------
 

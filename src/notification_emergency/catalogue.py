@@ -112,10 +112,7 @@ STEPS: dict[str, dict[str, Any]] = {
     "restart_workers": {
         "label": "restart workers",
         "description": "Gracefully reload the web and WebSocket workers, one process at a time.",
-        "action": {
-            "playbook": "restart_services.yml",
-            "extra_vars": {"components": ["web", "websocket"], "graceful": True},
-        },
+        "action": {"playbook": "restart_services.yml", "extra_vars": {"components": ["web", "websocket"]}},
         "automatic": True,
         "touches_data": False,
     },

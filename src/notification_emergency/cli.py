@@ -521,6 +521,68 @@ def verify(
     )
 
 
+def _render_recovery(result: Any) -> None:
+    _render_health(result)
+    for host, decision in sorted(result.data.get("decisions", {}).items()):
+        if decision["status"] == "healthy":
+            continue
+        out.print(f"{host}: {decision['primary']} (level {decision['level']}): {decision['summary']}")
+        for step in decision["steps"]:
+            mark = "[green]run [/green]" if step["run"] else "[yellow]skip[/yellow]"
+            out.print(f"  {mark} {step['label']}" + (f": {step['reason']}" if step["reason"] else ""))
+        escalation = decision.get("escalation")
+        if escalation:
+            out.print(
+                f"  then escalate {escalation['when']}: level {escalation['level']} ({escalation['priority']}), "
+                f"emergency mode on, notify: {escalation['title']} ({escalation['reason']})"
+            )
+    for host, row in sorted(result.hosts.items()):
+        for action in row.get("actions", []):
+            out.print(
+                f"{host}: {action['step']}: {action['outcome']}"
+                + (f" ({action['reason']})" if action.get("reason") else "")
+            )
+
+
+@app.command("auto-recover")
+def auto_recover(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only explain the decision; change nothing.")] = False,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Check, classify and run each unhealthy host's recovery plan, verifying after each step; escalate
+    (level raised, emergency mode on, operators notified) when the plan is exhausted.
+
+    Throttled per failure and host, with a circuit breaker per host; steps that touch data never run
+    automatically. Exits 0 when every host is healthy at the end, 3 otherwise.
+    Example: notification-emergency auto-recover --limit sandbox-01 --dry-run
+    """
+    _act(
+        as_json, verbose, inventory, store, timeout, lambda t: t.auto_recover(limit, dry_run=dry_run), _render_recovery
+    )
+
+
+@app.command()
+def explain(
+    inventory: Inventory = None,
+    limit: Limit = None,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """What auto-recover would do now and why: failure type, level, each plan step run or skipped (and
+    why), the escalation and its notification. Read-only.
+
+    Example: notification-emergency explain --json
+    """
+    _act(as_json, verbose, inventory, store, timeout, lambda t: t.explain(limit), _render_recovery)
+
+
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 
 

@@ -35,6 +35,8 @@ COMMANDS = [
     "events",
     "stats",
     "generate-report",
+    "auto-recover",
+    "explain",
 ]
 
 

@@ -1,0 +1,317 @@
+"""The recovery engine: detect, classify, run the catalogue's plan step by step, verify after each step,
+and escalate to a human when the plan is exhausted, without flapping and without touching data.
+
+One decision function (:meth:`RecoveryEngine.decide`) serves both ``explain`` (print the decision, change
+nothing) and ``auto_recover`` (carry it out), so what ``explain`` prints is what ``auto-recover`` does.
+
+Safety, all derived from the event store so that every control node sharing the store agrees:
+
+- a step runs only when the catalogue marks it automatic, it does not touch data, and its playbook exists;
+- throttling: a failure type on a host that had an automatic action within ``throttle_s`` is not acted on
+  again (the earlier attempt is still settling, or it did not help and a human has been told);
+- circuit breaker: after ``breaker_max`` incidents of a host with automatic actions within
+  ``breaker_window_s``, nothing more is automatic on that host; the incident is escalated saying so;
+- the playbooks take the host lock, so a recovery never runs beside a rollback or another recovery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from notification_emergency import catalogue
+from notification_emergency.errors import EXIT_OK, EXIT_UNHEALTHY
+from notification_emergency.notifier import LEVEL_PRIORITY, Notifier
+from notification_emergency.runner import project_root
+
+if TYPE_CHECKING:
+    from notification_emergency.api import ActionResult, EmergencyToolkit
+
+ENGINE_ACTOR = "notification-emergency auto-recover"
+
+
+@dataclass(frozen=True)
+class Policy:
+    throttle_s: float = 300.0
+    breaker_max: int = 3
+    breaker_window_s: float = 3600.0
+    restart_health_timeout_s: int = 20
+
+
+@dataclass
+class StepDecision:
+    step: str
+    label: str
+    run: bool
+    reason: str | None  # why it is skipped (None when it runs)
+    playbook: str | None
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HostDecision:
+    host: str
+    status: str
+    primary: str | None
+    failures: list[str]
+    level: int | None
+    summary: str
+    incident: int | None
+    steps: list[StepDecision]
+    throttled: str | None = None  # the reason, when the host is throttled
+    breaker: str | None = None  # the reason, when the circuit breaker is open
+    escalation: dict[str, Any] | None = None  # what happens when no step helps (or none may run)
+
+    @property
+    def runnable(self) -> list[StepDecision]:
+        return [step for step in self.steps if step.run]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "runnable": [step.step for step in self.runnable]}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _started(action: dict[str, Any]) -> datetime:
+    return _parse(action.get("started_at")) or datetime.min.replace(tzinfo=UTC)
+
+
+class RecoveryEngine:
+    def __init__(self, toolkit: EmergencyToolkit, policy: Policy | None = None) -> None:
+        self.toolkit = toolkit
+        self.store = toolkit.store
+        self.policy = policy or Policy()
+        self.notifier = Notifier(self.store, toolkit.home, actor=ENGINE_ACTOR)
+
+    # -- the decision ----------------------------------------------------------------------------------
+
+    def _history(self, host: str, now: datetime) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(incident, automatic action) pairs of the host within the longer of the two windows."""
+        horizon = now - timedelta(seconds=max(self.policy.throttle_s, self.policy.breaker_window_s))
+        pairs = []
+        for incident in self.store.incidents(host=host, since=horizon - timedelta(days=1)):
+            for action in incident.get("actions", []):
+                if (action.get("details") or {}).get("automatic") and _started(action) >= horizon:
+                    pairs.append((incident, action))
+        return pairs
+
+    def decide(self, host: str, row: dict[str, Any], now: datetime | None = None) -> HostDecision:
+        """What the engine would do for one host's health row (from ``health_check``); no side effect."""
+        now = now or datetime.now(UTC)
+        decision = HostDecision(
+            host=host,
+            status=str(row.get("status")),
+            primary=row.get("primary"),
+            failures=list(row.get("failures") or []),
+            level=row.get("level"),
+            summary=str(row.get("summary") or ""),
+            incident=row.get("incident"),
+            steps=[],
+        )
+        if decision.status == "healthy" or not decision.primary:
+            return decision
+        history = self._history(host, now)
+        throttle_from = now - timedelta(seconds=self.policy.throttle_s)
+        recent = [
+            (incident, action)
+            for incident, action in history
+            if incident["failure_type"] in decision.failures and _started(action) >= throttle_from
+        ]
+        if recent:
+            last = max(action["started_at"] for _incident, action in recent)
+            decision.throttled = (
+                f"throttled: {recent[0][0]['failure_type']} on {host} was acted on at {last}, within the "
+                f"{self.policy.throttle_s:.0f} s window; nothing automatic until it passes"
+            )
+        breaker_from = now - timedelta(seconds=self.policy.breaker_window_s)
+        acted_incidents = {incident["id"] for incident, action in history if _started(action) >= breaker_from}
+        acted_incidents.discard(decision.incident)
+        if len(acted_incidents) >= self.policy.breaker_max:
+            decision.breaker = (
+                f"circuit breaker open: {len(acted_incidents)} automatic recoveries of {host} in the last "
+                f"{self.policy.breaker_window_s / 60:.0f} min (limit {self.policy.breaker_max}); a human must look"
+            )
+        playbooks = project_root() / "playbooks"
+        for step_id in row.get("plan") or []:
+            if step_id == "escalate":
+                continue
+            step = catalogue.STEPS[step_id]
+            action = step.get("action") or {}
+            playbook = action.get("playbook")
+            extra = dict(action.get("extra_vars") or {})
+            if playbook == "restart_services.yml":
+                extra["restart_health_timeout"] = self.policy.restart_health_timeout_s
+            reason: str | None = None
+            if step.get("touches_data"):
+                reason = "touches data: never automatic, a human runs it"
+            elif not step.get("automatic"):
+                reason = "needs a human: " + step["description"]
+            elif not playbook or not (playbooks / playbook).is_file():
+                reason = f"no playbook {playbook} in this version of the toolkit"
+            elif decision.breaker:
+                reason = decision.breaker
+            elif decision.throttled:
+                reason = decision.throttled
+            decision.steps.append(StepDecision(step_id, step["label"], reason is None, reason, playbook, extra))
+        level = int(decision.level or 4)
+        raised = max(1, level - 1)
+        if decision.throttled and not decision.breaker:
+            decision.escalation = None  # already acted on and escalated if it had to be: do not flap
+        else:
+            why = decision.breaker or (
+                "the plan was exhausted without restoring health"
+                if decision.runnable
+                else "no step of the plan may run automatically"
+            )
+            decision.escalation = {
+                "when": "if no step restores health" if decision.runnable else "now",
+                "level": raised,
+                "level_name": catalogue.LEVELS[raised]["name"],
+                "priority": LEVEL_PRIORITY[raised],
+                "reason": why,
+                "emergency_mode": True,
+                "title": f"[{LEVEL_PRIORITY[raised].upper()}] {decision.primary} on {host}",
+            }
+        return decision
+
+    # -- explain and act -------------------------------------------------------------------------------
+
+    def explain(self, limit: str | None = None) -> ActionResult:
+        """The full decision for the targeted hosts, from a fresh read-only health check; nothing changes."""
+        health = self.toolkit.health_check(limit, record_incidents=False, action="explain")
+        decisions = {host: self.decide(host, row) for host, row in health.hosts.items()}
+        health.action = "explain"
+        health.data["decisions"] = {host: d.to_json() for host, d in decisions.items()}
+        health.message = "; ".join(_explain_line(d) for d in decisions.values())
+        return health
+
+    def auto_recover(self, limit: str | None = None, *, dry_run: bool = False) -> ActionResult:
+        """Check, classify, and for each unhealthy host run its plan until health is back; escalate else."""
+        if dry_run:
+            return self.explain(limit)
+        health = self.toolkit.health_check(limit, action="auto-recover")
+        outcomes: dict[str, dict[str, Any]] = {}
+        for host, row in health.hosts.items():
+            if row.get("status") == "healthy":
+                outcomes[host] = {"status": "healthy", "actions": []}
+                continue
+            outcomes[host] = self._recover(host, row)
+        recovered = all(o["status"] in ("healthy", "recovered") for o in outcomes.values())
+        health.action = "auto-recover"
+        health.hosts = {host: {**health.hosts[host], **o} for host, o in outcomes.items()}
+        health.ok = recovered
+        health.exit_code = EXIT_OK if recovered else EXIT_UNHEALTHY
+        health.message = "; ".join(f"{host}: {o.get('line', 'healthy')}" for host, o in outcomes.items())
+        return health
+
+    def _recover(self, host: str, row: dict[str, Any]) -> dict[str, Any]:
+        decision = self.decide(host, row)
+        incident = decision.incident
+        actions: list[dict[str, Any]] = []
+        for step in decision.steps:
+            if not step.run:
+                if incident is not None and not decision.throttled:
+                    self.store.add_incident_action(
+                        incident,
+                        action=step.step,
+                        outcome=f"skipped: {step.reason}",
+                        finished_at=datetime.now(UTC),
+                        details={"automatic": False},
+                    )
+                actions.append({"step": step.step, "outcome": "skipped", "reason": step.reason})
+                continue
+            started = datetime.now(UTC)
+            action_id = (
+                self.store.add_incident_action(
+                    incident,
+                    action=step.step,
+                    started_at=started,
+                    details={"automatic": True, "playbook": step.playbook},
+                )
+                if incident is not None
+                else None
+            )
+            assert step.playbook is not None
+            run, _report = self.toolkit._playbook(
+                f"auto-recover:{step.step}", step.playbook, step.extra_vars, limit=host, incident_id=incident
+            )
+            verify = self.toolkit.health_check(host, record_incidents=False, action="auto-recover:verify")
+            healthy = verify.hosts.get(host, {}).get("status") == "healthy"
+            outcome = "recovered" if healthy else ("no effect" if run.ok else f"failed ({run.status})")
+            if action_id is not None:
+                self.store.finish_incident_action(
+                    action_id,
+                    outcome=outcome,
+                    details={"automatic": True, "run_id": run.run_id, "playbook": step.playbook},
+                )
+            actions.append({"step": step.step, "outcome": outcome, "run_id": run.run_id})
+            if healthy:
+                if incident is not None:
+                    now = datetime.now(UTC)
+                    self.store.update_incident(
+                        incident, verified_at=now, resolved_at=now, resolution=f"auto-recover: {step.label}"
+                    )
+                return {"status": "recovered", "actions": actions, "line": f"recovered by {step.label}"}
+        if decision.throttled and not decision.breaker:
+            return {"status": "throttled", "actions": actions, "line": decision.throttled}
+        escalation = self._escalate(decision)
+        return {"status": "escalated", "actions": actions, "escalation": escalation, "line": escalation["line"]}
+
+    def _escalate(self, decision: HostDecision) -> dict[str, Any]:
+        assert decision.escalation is not None
+        plan = decision.escalation
+        incident = self.store.incident(decision.incident) if decision.incident is not None else None
+        if incident is not None and incident.get("escalated_at"):
+            return {**plan, "line": f"already escalated at {incident['escalated_at']}: {plan['reason']}"}
+        tried = ", ".join(f"{s.label} ({'ran' if s.run else 'skipped'})" for s in decision.steps) or "nothing"
+        message = (
+            f"{decision.summary}. Automatic recovery stopped: {plan['reason']}. Tried: {tried}. "
+            f"Level {plan['level']} ({plan['level_name']}): respond {catalogue.LEVELS[plan['level']]['response']}."
+        )
+        emergency = self.toolkit.activate_emergency(
+            f"{decision.primary}: automatic recovery stopped, operators are on it",
+            ENGINE_ACTOR,
+            level=plan["level"],
+            limit=decision.host,
+        )
+        delivery = self.notifier.send(plan["title"], message, plan["priority"], incident_id=decision.incident)
+        if decision.incident is not None:
+            now = datetime.now(UTC)
+            self.store.update_incident(
+                decision.incident,
+                level=plan["level"],
+                escalated_at=now,
+                notified_at=now if delivery.delivered else None,
+            )
+            self.store.add_incident_action(
+                decision.incident,
+                action="escalate",
+                finished_at=now,
+                outcome="notified" if delivery.delivered else "notification failed",
+                details={"automatic": False, "notification": delivery.notification_id, "emergency": emergency.ok},
+            )
+        return {
+            **plan,
+            "message": message,
+            "notification": delivery.notification_id,
+            "delivered_by": delivery.channel,
+            "emergency_mode": emergency.ok,
+            "line": f"escalated to level {plan['level']} ({plan['reason']})",
+        }
+
+
+def _explain_line(decision: HostDecision) -> str:
+    if decision.status == "healthy":
+        return f"{decision.host}: healthy, nothing to do"
+    runs = ", ".join(step.label for step in decision.runnable) or "no automatic step"
+    line = f"{decision.host}: {decision.primary} level {decision.level}; would run: {runs}"
+    if decision.escalation:
+        line += f"; escalate to level {decision.escalation['level']} {decision.escalation['when']}"
+    return line
