@@ -1258,13 +1258,22 @@ def service_root(config_path: str) -> str:
 
 
 def default_checks(config_path: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], set[str]]:
-    """The default checks (docs/health-result.md) derived from the service's config.yml; and its secrets."""
-    data = _read_yaml(config_path, "config")
-    if not isinstance(data, dict):
-        raise HealthArgumentError(
-            f"config: {config_path} is not a mapping of keys (mode, web, websocket, redis_url, ...); "
-            "pass the service's config.yml (reference_app/README.md shows its format)"
-        )
+    """The default checks (docs/health-result.md) derived from the service's config.yml; and its secrets.
+
+    A config.yml that exists but cannot be used (not YAML, not a mapping) is a finding, not a bad argument:
+    the ``config`` check fails with the reason, and the checks that need nothing from config.yml still run
+    (process, disk, templates), so the classification sees a configuration error and what else is down."""
+    try:
+        data = _read_yaml(config_path, "config")
+        if not isinstance(data, dict):
+            raise HealthArgumentError(
+                f"config: {config_path} is not a mapping of keys (mode, web, websocket, redis_url, ...); "
+                "pass the service's config.yml (reference_app/README.md shows its format)"
+            )
+    except HealthArgumentError as exc:
+        if not os.path.isfile(config_path) or not os.access(config_path, os.R_OK):
+            raise  # a wrong path or no permission: the argument is the problem
+        return _checks_without_config(os.path.abspath(config_path), str(exc), params), set()
     config_path = os.path.abspath(config_path)
     etc_dir = os.path.dirname(config_path)
     root = service_root(config_path)
@@ -1384,10 +1393,51 @@ def default_checks(config_path: str, params: dict[str, Any]) -> tuple[list[dict[
             "path": os.path.join(templates_dir, "index.html"),
         }
     )
+    # The page users see: it renders the active templates, so a template that is broken (not missing)
+    # shows here as a 500. Part of the templates component for the classification.
+    checks.append(
+        {
+            "name": "page",
+            "kind": "http",
+            "component": "templates",
+            "url": f"http://{url_host}:{web_port}/",
+            "expected_status": [200],
+            "_setup_error": None if web_port else missing("web.port", "page"),
+        }
+    )
     for check in checks:
         if check["kind"] in ("redis", "database") and isinstance(check.get("url"), str):
             secrets |= url_secrets(check["url"])
     return checks, secrets
+
+
+def _checks_without_config(config_path: str, problem: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The checks that can run when config.yml is unusable; the config check carries the problem."""
+    root = service_root(config_path)
+    services = {**DEFAULT_SERVICES, **{k: v for k, v in (params.get("services") or {}).items() if v}}
+    checks: list[dict[str, Any]] = []
+    if params.get("manager"):
+        for name, role in (("web_process", "web"), ("websocket_process", "websocket")):
+            checks.append({"name": name, "kind": "process", "component": role, "service": services[role]})
+    checks.append({"name": "disk", "kind": "disk", "component": "disk", "path": root})
+    checks.append(
+        {
+            "name": "config",
+            "kind": "file",
+            "component": "config",
+            "path": config_path,
+            "_setup_error": problem.removeprefix("config: "),
+        }
+    )
+    checks.append(
+        {
+            "name": "templates",
+            "kind": "file",
+            "component": "templates",
+            "path": os.path.join(root, "templates", "active", "index.html"),
+        }
+    )
+    return checks
 
 
 def _label(raw: dict[str, Any]) -> str:

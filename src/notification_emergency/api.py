@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notification_emergency import catalogue
 from notification_emergency.errors import (
@@ -45,6 +45,9 @@ from notification_emergency.runner import (
     validate_inputs,
 )
 from notification_emergency.store import EventStore, state_dir
+
+if TYPE_CHECKING:
+    from notification_emergency.engine import Policy
 
 Inputs = Mapping[str, Any]
 
@@ -245,9 +248,14 @@ class EmergencyToolkit:
         messages: list[str] | None = None,
         record_incidents: bool = True,
         action: str = "health-check",
+        started_at: datetime | None = None,
+        detected_at: datetime | None = None,
     ) -> ActionResult:
-        """Check and classify every targeted host; a detected failure opens (or joins) an incident."""
-        started = _now()
+        """Check and classify every targeted host; a detected failure opens (or joins) an incident.
+
+        ``started_at``/``detected_at``: when the failure began and was detected, if known (the watch's first
+        failed probe and its confirmation); by default both are the start of this check."""
+        started = detected_at or _now()
         inputs = {"affected_users": affected_users, "messages": messages, "health_check_fail_on_failure": False}
         run, _report = self._playbook(action, "health_check.yml", inputs, limit=limit)
         health: dict[str, dict[str, Any]] = run.stats.get("notification_health") or {}
@@ -267,6 +275,7 @@ class EmergencyToolkit:
                         level=int(row["level"]),
                         hosts=[host],
                         summary=row.get("summary", ""),
+                        started_at=started_at,
                         detected_at=started,
                         classified_at=classified,
                         source=action,
@@ -463,17 +472,48 @@ class EmergencyToolkit:
 
     # -- the recovery engine ---------------------------------------------------------------------------
 
-    def auto_recover(self, limit: str | None = None, *, dry_run: bool = False) -> ActionResult:
+    def auto_recover(
+        self,
+        limit: str | None = None,
+        *,
+        dry_run: bool = False,
+        started_at: datetime | None = None,
+        detected_at: datetime | None = None,
+        policy: Policy | None = None,
+    ) -> ActionResult:
         """Check, classify, run each unhealthy host's plan step by step (verified), escalate when exhausted."""
         from notification_emergency.engine import RecoveryEngine
 
-        return RecoveryEngine(self).auto_recover(limit, dry_run=dry_run)
+        return RecoveryEngine(self, policy).auto_recover(
+            limit, dry_run=dry_run, started_at=started_at, detected_at=detected_at
+        )
 
     def explain(self, limit: str | None = None) -> ActionResult:
         """What auto_recover would do now, and why (read-only)."""
         from notification_emergency.engine import RecoveryEngine
 
         return RecoveryEngine(self).explain(limit)
+
+    def test_recovery(
+        self, faults: list[str] | None = None, limit: str | None = None, *, interval: float = 0.25
+    ) -> ActionResult:
+        """Recovery drills on sandbox hosts: inject each fault, let the watch and the engine recover, time it."""
+        from notification_emergency.drills import FAULTS, run_drill
+
+        names = faults or list(FAULTS)
+        unknown = [name for name in names if name not in FAULTS]
+        if unknown:
+            raise BadInput(f"unknown fault {', '.join(unknown)}; the drills are: {', '.join(FAULTS)}")
+        journals = [run_drill(self, host, name, interval=interval) for host in self.hosts(limit) for name in names]
+        failed = [f"{j['fault']} on {j['host']}: {j['outcome']}" for j in journals if not j["as_expected"]]
+        return ActionResult(
+            "test-recovery",
+            not failed,
+            EXIT_OK if not failed else EXIT_FAILED,
+            f"{len(journals) - len(failed)} of {len(journals)} drills as expected"
+            + (f"; not: {'; '.join(failed)}" if failed else ""),
+            data={"drills": journals},
+        )
 
     # -- the record ------------------------------------------------------------------------------------
 

@@ -145,15 +145,20 @@ STEPS: dict[str, dict[str, Any]] = {
     },
     "restore_config": {
         "label": "restore config",
-        "description": "Restore config.yml from the last good backup (checksum verified) and reload the services.",
-        "action": {"playbook": "restore_backup.yml", "extra_vars": {"items": ["config"]}},
+        "description": (
+            "Re-deploy config.yml (and the service definitions) from the deployment's declared state, keeping "
+            "the host's mode and emergency state; the services re-read it on their next request."
+        ),
+        "action": {"playbook": "deploy.yml", "extra_vars": {}},
         "automatic": True,
         "touches_data": False,
     },
     "restore_templates": {
         "label": "restore templates",
-        "description": "Restore the active template set from the last good backup (checksums verified).",
-        "action": {"playbook": "restore_backup.yml", "extra_vars": {"items": ["templates"]}},
+        "description": (
+            "Re-deploy both template sets from the release's sources and activate the set of the host's mode."
+        ),
+        "action": {"playbook": "deploy.yml", "extra_vars": {}},
         "automatic": True,
         "touches_data": False,
     },

@@ -42,7 +42,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out = Console(highlight=False, soft_wrap=True)
+# Wide enough for the tables when the output is not a terminal (a pipe, a log, CI).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -581,6 +582,154 @@ def explain(
     Example: notification-emergency explain --json
     """
     _act(as_json, verbose, inventory, store, timeout, lambda t: t.explain(limit), _render_recovery)
+
+
+@app.command()
+def watch(
+    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between probe rounds.")] = 0.5,
+    fail_threshold: Annotated[int, typer.Option(min=1, help="Failed probes in a row that confirm a failure.")] = 2,
+    ok_threshold: Annotated[int, typer.Option(min=1, help="Good probes in a row that confirm recovery.")] = 2,
+    probe_timeout: Annotated[float, typer.Option(min=0.05, help="Seconds a probe may take.")] = 1.0,
+    recover: Annotated[
+        bool, typer.Option("--recover/--no-recover", help="Start auto-recover on a confirmed failure.")
+    ] = True,
+    duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds.")] = None,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line for each change.")] = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+) -> None:
+    """Probe the hosts directly (no playbook) every interval; on a confirmed failure start auto-recover.
+
+    Ctrl-C (or SIGTERM, as systemd sends) stops it cleanly after the round in progress; a recovery in
+    progress is finished first. Example: notification-emergency watch --interval 0.5 --limit sandbox-01
+    """
+    from notification_emergency.watch import Watcher
+
+    def emit(kind: str, host: str, **data: Any) -> None:
+        line = {"at": datetime.now(UTC).isoformat(), "event": kind, "host": host, **data}
+        if as_json:
+            print(json.dumps(line, default=str), flush=True)
+        else:
+            detail = ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, [], ""))
+            out.print(f"{line['at'][11:23]} {host} {kind} {detail}")
+
+    def on_change(host: str, state: str, probe: Any) -> None:
+        emit(state, host, problems=probe.problems, latency_ms=probe.latency_ms)
+
+    def on_probe(probe: Any, _state: Any) -> None:
+        if verbose:
+            emit("probe", probe.host, status=probe.status, latency_ms=probe.latency_ms, problems=probe.problems)
+
+    try:
+        toolkit = _toolkit(inventory, store, verbose)
+
+        def on_failure(host: str, started_at: datetime, detected_at: datetime, _probe: Any) -> Any:
+            if not recover:
+                return None
+            emit("auto-recover", host, started_at=started_at.isoformat())
+            result = toolkit.auto_recover(host, started_at=started_at, detected_at=detected_at)
+            emit("recovered" if result.ok else "not-recovered", host, message=result.message)
+            return result
+
+        watcher = Watcher(
+            toolkit,
+            limit,
+            interval=interval,
+            fail_threshold=fail_threshold,
+            ok_threshold=ok_threshold,
+            timeout=probe_timeout,
+            on_failure=on_failure,
+            on_probe=on_probe,
+            on_change=on_change,
+        )
+    except ToolkitError as exc:
+        _fail(exc.message, exc.exit_code, as_json)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        watcher.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hosts = ", ".join(t.host for t in watcher.targets)
+    err.print(f"watching {hosts} every {interval} s (failure after {fail_threshold}, recovery after {ok_threshold})")
+    try:
+        watcher.run(duration=duration)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    err.print("watch stopped")
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command("test-recovery")
+def test_recovery(
+    fault: Annotated[
+        list[str] | None, typer.Option("--fault", "-f", help="A fault to inject (repeatable); see --list.")
+    ] = None,
+    run_all: Annotated[bool, typer.Option("--all", help="Run every drill of the catalogue.")] = False,
+    list_faults: Annotated[bool, typer.Option("--list", help="List the drills and exit.")] = False,
+    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between the watch's probes.")] = 0.25,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+) -> None:
+    """Recovery drills on sandbox hosts: inject a fault, let the watch detect it and auto-recover fix it
+    (or escalate), and time it. Refuses hosts that are not sandboxes. Writes a JSON journal per drill.
+
+    Example: notification-emergency test-recovery --all --limit sandbox-01
+    """
+    from notification_emergency.drills import FAULTS
+
+    if list_faults:
+        for name, item in FAULTS.items():
+            out.print(
+                f"{name:22} {item.description} (expects {item.expects}, {'recovers' if item.recovers else 'escalates'})"
+            )
+        raise typer.Exit(EXIT_OK)
+    if not fault and not run_all:
+        _fail("name the drills with --fault NAME (see --list) or run them all with --all", EXIT_BAD_INPUT, as_json)
+
+    def render(result: Any) -> None:
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for column in (
+            "FAULT",
+            "HOST",
+            "DETECTED TYPE",
+            "LEVEL",
+            "ACTIONS",
+            "RECOVERED",
+            "MTTD",
+            "MTTR",
+            "AS EXPECTED",
+        ):
+            table.add_column(column)
+        for journal in result.data["drills"]:
+            table.add_row(
+                journal["fault"],
+                journal["host"],
+                journal["detected_type"] or "-",
+                str(journal["level"] or "-"),
+                ", ".join(journal["actions"]) or "-",
+                "yes" if journal["recovered"] else ("escalated" if journal["outcome"] == "escalated" else "no"),
+                "-" if journal["mttd_s"] is None else f"{journal['mttd_s']:.1f}s",
+                "-" if journal["mttr_s"] is None else f"{journal['mttr_s']:.1f}s",
+                "[green]yes[/green]" if journal["as_expected"] else "[red]NO[/red]",
+            )
+        out.print(table)
+        _summary(result)
+
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        None,
+        lambda t: t.test_recovery(None if run_all else fault, limit, interval=interval),
+        render,
+    )
 
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")

@@ -16,11 +16,12 @@ Safety, all derived from the event store so that every control node sharing the 
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from notification_emergency import catalogue
+from notification_emergency import catalogue, watch
 from notification_emergency.errors import EXIT_OK, EXIT_UNHEALTHY
 from notification_emergency.notifier import LEVEL_PRIORITY, Notifier
 from notification_emergency.runner import project_root
@@ -37,6 +38,8 @@ class Policy:
     breaker_max: int = 3
     breaker_window_s: float = 3600.0
     restart_health_timeout_s: int = 20
+    verify_s: float = 10.0  # how long a step's effect may take to show in the probes
+    verify_probes: int = 2  # healthy probes in a row that verify a step
 
 
 @dataclass
@@ -115,8 +118,15 @@ class RecoveryEngine:
             incident=row.get("incident"),
             steps=[],
         )
-        if decision.status == "healthy" or not decision.primary:
+        if decision.status == "healthy":
             return decision
+        if not decision.primary:  # not healthy, but nothing classified it (the check itself failed, say)
+            unknown = catalogue.CATALOGUE[catalogue.UNKNOWN]
+            decision.primary = catalogue.UNKNOWN
+            decision.failures = [catalogue.UNKNOWN]
+            decision.level = decision.level or int(unknown["base_level"])
+            decision.summary = decision.summary or f"{host} is {decision.status} and no failure type explains it"
+            row = {**row, "plan": unknown["plan"]}
         history = self._history(host, now)
         throttle_from = now - timedelta(seconds=self.policy.throttle_s)
         recent = [
@@ -192,17 +202,25 @@ class RecoveryEngine:
         health.message = "; ".join(_explain_line(d) for d in decisions.values())
         return health
 
-    def auto_recover(self, limit: str | None = None, *, dry_run: bool = False) -> ActionResult:
+    def auto_recover(
+        self,
+        limit: str | None = None,
+        *,
+        dry_run: bool = False,
+        started_at: datetime | None = None,
+        detected_at: datetime | None = None,
+    ) -> ActionResult:
         """Check, classify, and for each unhealthy host run its plan until health is back; escalate else."""
         if dry_run:
             return self.explain(limit)
-        health = self.toolkit.health_check(limit, action="auto-recover")
+        health = self.toolkit.health_check(limit, action="auto-recover", started_at=started_at, detected_at=detected_at)
         outcomes: dict[str, dict[str, Any]] = {}
         for host, row in health.hosts.items():
             if row.get("status") == "healthy":
-                outcomes[host] = {"status": "healthy", "actions": []}
+                outcomes[host] = {"status": "healthy", "actions": [], "timings": {}}
                 continue
             outcomes[host] = self._recover(host, row)
+            outcomes[host]["timings"]["check_s"] = round(health.run.duration_s, 3) if health.run else None
         recovered = all(o["status"] in ("healthy", "recovered") for o in outcomes.values())
         health.action = "auto-recover"
         health.hosts = {host: {**health.hosts[host], **o} for host, o in outcomes.items()}
@@ -215,6 +233,7 @@ class RecoveryEngine:
         decision = self.decide(host, row)
         incident = decision.incident
         actions: list[dict[str, Any]] = []
+        timings: dict[str, float | None] = {"act_s": 0.0, "verify_s": 0.0}
         for step in decision.steps:
             if not step.run:
                 if incident is not None and not decision.throttled:
@@ -242,8 +261,10 @@ class RecoveryEngine:
             run, _report = self.toolkit._playbook(
                 f"auto-recover:{step.step}", step.playbook, step.extra_vars, limit=host, incident_id=incident
             )
-            verify = self.toolkit.health_check(host, record_incidents=False, action="auto-recover:verify")
-            healthy = verify.hosts.get(host, {}).get("status") == "healthy"
+            verify_started = time.monotonic()
+            healthy = self._verify(host)
+            timings["act_s"] = round((timings["act_s"] or 0.0) + run.duration_s, 3)
+            timings["verify_s"] = round((timings["verify_s"] or 0.0) + time.monotonic() - verify_started, 3)
             outcome = "recovered" if healthy else ("no effect" if run.ok else f"failed ({run.status})")
             if action_id is not None:
                 self.store.finish_incident_action(
@@ -258,11 +279,39 @@ class RecoveryEngine:
                     self.store.update_incident(
                         incident, verified_at=now, resolved_at=now, resolution=f"auto-recover: {step.label}"
                     )
-                return {"status": "recovered", "actions": actions, "line": f"recovered by {step.label}"}
+                return {
+                    "status": "recovered",
+                    "actions": actions,
+                    "timings": timings,
+                    "line": f"recovered by {step.label}",
+                }
         if decision.throttled and not decision.breaker:
-            return {"status": "throttled", "actions": actions, "line": decision.throttled}
+            return {"status": "throttled", "actions": actions, "timings": timings, "line": decision.throttled}
         escalation = self._escalate(decision)
-        return {"status": "escalated", "actions": actions, "escalation": escalation, "line": escalation["line"]}
+        return {
+            "status": "escalated",
+            "actions": actions,
+            "timings": timings,
+            "escalation": escalation,
+            "line": escalation["line"],
+        }
+
+    def _verify(self, host: str) -> bool:
+        """Is the host healthy again? Direct probes (every component, through the service's own /health
+        endpoints) for up to ``verify_s``; a host the package cannot probe directly gets the health playbook."""
+        found = [target for target in watch.targets(self.toolkit, host) if target.host == host]
+        if not found:
+            result = self.toolkit.health_check(host, record_incidents=False, action="auto-recover:verify")
+            return bool(result.hosts.get(host, {}).get("status") == "healthy")
+        deadline = time.monotonic() + self.policy.verify_s
+        good = 0
+        while True:
+            good = good + 1 if watch.probe(found[0], timeout=2.0).ok else 0
+            if good >= self.policy.verify_probes:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
 
     def _escalate(self, decision: HostDecision) -> dict[str, Any]:
         assert decision.escalation is not None

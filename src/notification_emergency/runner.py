@@ -155,10 +155,27 @@ def validate_inputs(playbook: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     return {**dict(inputs), **validated}
 
 
+# The host variables the package reads from the inventory (where a host answers, whether it is a sandbox);
+# nothing else is kept, so secrets in host variables never reach the package's memory or records.
+HOSTVARS_KEPT = frozenset(
+    {
+        "ansible_host",
+        "ansible_connection",
+        "notification_sandbox",
+        "notification_service_root",
+        "notification_service_manager",
+        "notification_service_web_port",
+        "notification_service_websocket_port",
+        "notification_sandbox_redis_port",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Inventory:
     sources: tuple[str, ...]
     groups: dict[str, frozenset[str]]
+    hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def hosts(self) -> frozenset[str]:
@@ -213,7 +230,11 @@ def load_inventory(inventory: str | Path | Sequence[str | Path] | None = None) -
     for group in [g for g in data if g != "_meta"]:
         collect(group)
     members.setdefault("all", set()).update(*(h for g, h in members.items() if g != "all"))
-    return Inventory(tuple(sources), {group: frozenset(hosts) for group, hosts in members.items()})
+    hostvars = {
+        host: {key: value for key, value in variables.items() if key in HOSTVARS_KEPT}
+        for host, variables in ((data.get("_meta") or {}).get("hostvars") or {}).items()
+    }
+    return Inventory(tuple(sources), {group: frozenset(hosts) for group, hosts in members.items()}, hostvars)
 
 
 _PATTERN_CHARS = set("*?~[]")

@@ -62,6 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
         healthy = {"status": "healthy", "components": {"redis": {"status": "healthy"}}}
         if url.path == "/health":
             self._send(200, healthy)
+        elif url.path == "/":
+            self._send(200, "<html><body>notifications</body></html>", "text/html")
         elif url.path == "/error":
             self._send(500, {"status": "failed"})
         elif url.path == "/degraded":

@@ -99,7 +99,9 @@ def test_the_circuit_breaker_escalates_instead_of_acting(toolkit: EmergencyToolk
     [note] = toolkit.store.notifications()
     assert note["priority"] == "critical" and note["delivered_by"] == "file"
     logged = [json.loads(line) for line in (toolkit.home / "notifications.log").read_text().splitlines()]
-    assert [line["id"] for line in logged] == [note["notification_id"]] and "circuit breaker open" in logged[0]["message"]
+    assert [line["id"] for line in logged] == [note["notification_id"]] and "circuit breaker open" in logged[0][
+        "message"
+    ]
     repeat = engine.auto_recover(sandbox_host.name).hosts[sandbox_host.name]
     assert repeat["status"] == "escalated" and repeat["line"].startswith("already escalated at")
     assert len(toolkit.store.notifications()) == 1, "escalated once per incident"

@@ -555,6 +555,7 @@ DEFAULT_NAMES = [
     "disk",
     "config",
     "templates",
+    "page",
 ]
 
 
@@ -616,6 +617,7 @@ def test_config_checks_adjust_replace_and_disable_defaults(
         "web_port",
         "websocket_port",
         "config",
+        "page",
         "extra",
     ]
     assert result["checks"]["web"]["reason"] == "bad_status"
@@ -693,11 +695,20 @@ def test_bad_arguments_name_the_parameter(module_runner: Any, args: dict[str, An
     assert failed and message in result["msg"], result["msg"]
 
 
-def test_config_that_is_not_yaml(module_runner: Any, tmp_path: Path) -> None:
-    config = tmp_path / "config.yml"
+def test_a_config_that_is_not_yaml_is_a_failed_config_check(module_runner: Any, tmp_path: Path) -> None:
+    """A broken config.yml is what the operator needs to hear about, not a module error: the config check
+    fails with the parser's message and the checks that need nothing from config.yml still run."""
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc" / "config.yml"
     config.write_text(textwrap.dedent("mode: websocket\nweb: [unclosed\n"))
-    result, failed = module_runner("notification_health", {"config": str(config)})
-    assert failed and result["msg"].startswith(f"config: {config} is not valid YAML at line")
+    result, failed = module_runner("notification_health", {"config": str(config), "disk_min_free_percent": 0})
+    assert not failed, result.get("msg")
+    assert list(result["checks"]) == ["disk", "config", "templates"]
+    assert result["overall"] == "failed" and "config" in result["failed_checks"]
+    assert result["checks"]["config"]["error"].startswith(f"{config} is not valid YAML at line")
+    assert result["checks"]["disk"]["status"] == "healthy"
     config.write_text("- a list\n")
     result, failed = module_runner("notification_health", {"config": str(config)})
-    assert failed and "is not a mapping" in result["msg"]
+    assert not failed and "is not a mapping" in result["checks"]["config"]["error"]
+    result, failed = module_runner("notification_health", {"config": str(tmp_path / "etc" / "absent.yml")})
+    assert failed and "does not exist" in result["msg"], "a wrong path is still a bad argument"
