@@ -1,0 +1,134 @@
+"""Recovery drills and the watch, for real on the shared sandbox host: each fault of the catalogue is
+injected, detected by direct probes, and recovered automatically (or escalated when it must be); the watch
+reports a failure and the recovery as JSON lines and stops cleanly on Ctrl-C; drills refuse hosts that are
+not sandboxes."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from notification_emergency.api import EmergencyToolkit
+from notification_emergency.drills import FAULTS, SandboxHost, run_drill
+from notification_emergency.errors import BadInput
+from notification_emergency.watch import Target
+from tests.ansible.conftest import SandboxHost as SharedHost
+from tests.ansible.sandbox import ROOT
+from tests.conftest import VENV_BIN
+
+
+@pytest.fixture
+def toolkit(tmp_path: Path, sandbox_host: SharedHost) -> Iterator[EmergencyToolkit]:
+    home = tmp_path / "state"
+    yield EmergencyToolkit(inventory=sandbox_host.box.inventory, store=home / "events.db", home=home, actor="pytest")
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_each_drill_recovers_or_escalates_as_expected(
+    fault: str, toolkit: EmergencyToolkit, sandbox_host: SharedHost
+) -> None:
+    journal = run_drill(toolkit, sandbox_host.name, fault, interval=0.25)
+    expected = FAULTS[fault]
+    assert journal["as_expected"], journal
+    assert journal["healthy_after"], "the drill leaves the host in its steady state"
+    assert not sandbox_host.health()["emergency"]["active"]
+    if expected.recovers:
+        assert journal["recovered"] and journal["mttr_s"] is not None and journal["mttr_s"] < 120, journal
+    else:
+        assert journal["outcome"] == "escalated" and journal["level"] is not None
+        assert journal["escalation"].startswith(f"escalated to level {max(1, journal['level'] - 1)}"), journal
+        assert toolkit.store.notifications()[0]["delivered_by"] == "file"
+    if journal["detected_at"]:
+        assert journal["mttd_s"] < 10, journal
+    if journal["detected_type"]:
+        assert journal["detected_type"] == expected.expects
+        incident = toolkit.store.incidents()[0]
+        assert incident["failure_type"] == expected.expects
+        assert incident["detection_seconds"] == pytest.approx(journal["mttd_s"], abs=0.01), "MTTD is in the store"
+    written = json.loads(Path(journal["journal"]).read_text())
+    assert written["fault"] == fault and written["as_expected"] is True
+
+
+def test_drills_refuse_a_host_that_is_not_a_sandbox(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    for target in (
+        Target("prod-1", "http://127.0.0.1:9", None, sandbox=False, root=str(tmp_path)),
+        Target("marked-in-inventory-only", "http://127.0.0.1:9", None, sandbox=True, root=str(tmp_path)),
+    ):
+        with pytest.raises(BadInput, match="is not a sandbox host"):
+            SandboxHost(target)
+
+
+def _until(stream: IO[str], deadline: float, wanted: set[str]) -> list[dict[str, Any]]:
+    """Read the watch's JSON lines until every event in ``wanted`` has been seen (in any order)."""
+    seen: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not wanted <= {event["event"] for event in seen}:
+        line = stream.readline()
+        if not line:
+            break
+        seen.append(json.loads(line))
+    assert wanted <= {event["event"] for event in seen}, seen
+    return seen
+
+
+def test_watch_reports_a_failure_and_the_recovery_and_stops_on_ctrl_c(tmp_path: Path, sandbox_host: SharedHost) -> None:
+    env = {
+        **os.environ,
+        "NOTIFICATION_EMERGENCY_STATE_DIR": str(tmp_path / "state"),
+        "NOTIFICATION_EMERGENCY_INVENTORY": str(sandbox_host.box.inventory),
+    }
+    watch = subprocess.Popen(
+        [
+            str(VENV_BIN / "notification-emergency"),
+            "watch",
+            "--interval",
+            "0.2",
+            "--json",
+            "--limit",
+            sandbox_host.name,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert watch.stdout is not None
+        time.sleep(2)
+        sandbox_host.supervisorctl("stop", "notification-websocket")
+        events = _until(watch.stdout, time.monotonic() + 120, {"failed", "auto-recover", "recovered", "healthy"})
+        by_kind = {event["event"]: event for event in events}
+        assert by_kind["failed"]["host"] == sandbox_host.name and by_kind["failed"]["problems"], events
+        assert "recovered by restart websocket" in by_kind["recovered"]["message"], events
+        assert [e["event"] for e in events].index("failed") < [e["event"] for e in events].index("recovered")
+        watch.send_signal(signal.SIGINT)
+        rc = watch.wait(timeout=30)
+        stderr = watch.stderr.read() if watch.stderr else ""
+        assert rc == 0 and "watch stopped" in stderr and "Traceback" not in stderr, stderr
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert sandbox_host.health()["status"] == "healthy"
+
+
+def test_the_systemd_unit_runs_an_existing_command_with_options_the_cli_has() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(ROOT / "deploy" / "systemd" / "notification-emergency-watch.service")
+    command = shlex.split(unit["Service"]["ExecStart"])
+    assert command[0].endswith("/bin/notification-emergency") and command[1] == "watch"
+    help_text = subprocess.run(
+        [str(VENV_BIN / "notification-emergency"), "watch", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in (arg for arg in command[2:] if arg.startswith("--")):
+        assert option in help_text, option
+    assert unit["Service"]["KillSignal"] == "SIGTERM" and unit["Install"]["WantedBy"] == "multi-user.target"
