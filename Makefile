@@ -47,6 +47,7 @@ bench: bootstrap ## Benchmarks (print figures; see bench/)
 	python bench/bench_health.py
 	python bench/bench_recovery.py
 	python bench/bench_runner.py
+	python bench/bench_drills.py
 
 clean: ## Remove the sandbox and the virtual environment
 	-[ -x $(VENV)/bin/ansible-playbook ] && ansible-playbook playbooks/sandbox_down.yml

@@ -290,6 +290,10 @@ def run_drill(
     # already restarted the process; the engine verified it and had nothing to do.
     recovered = row.get("status") in ("recovered", "healthy") or (result is None and bool(first_healthy))
     timings = row.get("timings", {})
+    # explain's decision for the very snapshot auto-recover acted on: the steps that ran must be its runnable
+    # steps, in order, up to the one that restored health.
+    ran = [action["step"] for action in row.get("actions", []) if action["outcome"] != "skipped"]
+    matches_explain = ran == (row.get("decision") or {}).get("runnable", [])[: len(ran)]
     journal = {
         "fault": fault.name,
         "description": fault.description,
@@ -301,6 +305,7 @@ def run_drill(
         "detected_type": row.get("primary"),
         "level": row.get("level"),
         "actions": [f"{a['step']}: {a['outcome']}" for a in row.get("actions", [])],
+        "explained": (row.get("decision") or {}).get("runnable", []),
         "outcome": {"healthy": "recovered by the process manager (no action needed)"}.get(
             row.get("status", ""), row.get("status") or ("healed before detection" if first_healthy else "not detected")
         ),
@@ -318,7 +323,9 @@ def run_drill(
             "verify": timings.get("verify_s"),
         },
         "error": "; ".join(watcher.errors) or None,
+        "matches_explain": matches_explain,
         "as_expected": not watcher.errors
+        and matches_explain
         and (row.get("primary") == fault.expects or (fault.self_heals and row.get("primary") is None))
         and (recovered if fault.recovers else row.get("status") == "escalated"),
     }

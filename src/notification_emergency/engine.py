@@ -231,6 +231,7 @@ class RecoveryEngine:
 
     def _recover(self, host: str, row: dict[str, Any]) -> dict[str, Any]:
         decision = self.decide(host, row)
+        explained = decision.to_json()  # what explain would have printed for this very health snapshot
         incident = decision.incident
         actions: list[dict[str, Any]] = []
         timings: dict[str, float | None] = {"act_s": 0.0, "verify_s": 0.0}
@@ -281,15 +282,23 @@ class RecoveryEngine:
                     )
                 return {
                     "status": "recovered",
+                    "decision": explained,
                     "actions": actions,
                     "timings": timings,
                     "line": f"recovered by {step.label}",
                 }
         if decision.throttled and not decision.breaker:
-            return {"status": "throttled", "actions": actions, "timings": timings, "line": decision.throttled}
+            return {
+                "status": "throttled",
+                "decision": explained,
+                "actions": actions,
+                "timings": timings,
+                "line": decision.throttled,
+            }
         escalation = self._escalate(decision)
         return {
             "status": "escalated",
+            "decision": explained,
             "actions": actions,
             "timings": timings,
             "escalation": escalation,

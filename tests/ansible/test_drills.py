@@ -40,6 +40,7 @@ def test_each_drill_recovers_or_escalates_as_expected(
     journal = run_drill(toolkit, sandbox_host.name, fault, interval=0.25)
     expected = FAULTS[fault]
     assert journal["as_expected"], journal
+    assert journal["matches_explain"], "auto-recover did what explain says for the same snapshot"
     assert journal["healthy_after"], "the drill leaves the host in its steady state"
     assert not sandbox_host.health()["emergency"]["active"]
     if expected.recovers:

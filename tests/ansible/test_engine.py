@@ -115,3 +115,23 @@ def test_a_stopped_redis_is_restarted(toolkit: EmergencyToolkit, sandbox_host: S
     assert incident["failure_type"] == "redis_unavailable"
     assert [(a["action"], a["outcome"]) for a in incident["actions"]] == [("restart_redis", "recovered")]
     assert sandbox_host.health()["status"] == "healthy"
+
+
+def test_the_auto_recover_playbook_for_awx_uses_the_same_engine_and_is_idempotent(
+    tmp_path: Path, sandbox_host: SandboxHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "awx-state"
+    monkeypatch.setenv("NOTIFICATION_EMERGENCY_STATE_DIR", str(home))
+    sandbox_host.supervisorctl("stop", "notification-websocket")
+    explained = sandbox_host.box.playbook("auto_recover.yml", "--check", f"-erecover_limit={sandbox_host.name}")
+    assert explained.rc == 0 and explained.changed() == {"localhost": 0}, explained.output[-3000:]
+    assert "would run: restart websocket" in explained.stdout
+    assert "RUNNING" not in sandbox_host.supervisorctl("status", "notification-websocket"), "--check changed nothing"
+    first = sandbox_host.box.playbook("auto_recover.yml", f"-erecover_limit={sandbox_host.name}")
+    assert first.rc == 0 and first.changed() == {"localhost": 1}, first.output[-3000:]
+    assert "recovered by restart websocket" in first.stdout
+    second = sandbox_host.box.playbook("auto_recover.yml", f"-erecover_limit={sandbox_host.name}")
+    assert second.rc == 0 and second.changed() == {"localhost": 0}, second.output[-3000:]
+    store = EmergencyToolkit(inventory=sandbox_host.box.inventory, store=home / "events.db", home=home).store
+    [incident] = store.incidents()
+    assert incident["status"] == "resolved" and incident["actions"][0]["action"] == "restart_websocket"

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""MTTR of recovery drills, beside the physical floor measured in the same run.
+
+    .venv/bin/python bench/bench_drills.py [--repeat 5] [--hosts 10] [--faults websocket_killed,websocket_stopped]
+
+On a private sandbox: each fault's drill on one host (median of --repeat runs: MTTD, MTTR and its parts
+detect/decide/act/verify); the physical floor (a bare `supervisorctl restart` of the WebSocket process and the
+first healthy probe after it); and the first fault's drill on --hosts hosts at once. Prints a table and writes
+bench/results/drills.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from common import write_results
+
+from notification_emergency.api import EmergencyToolkit
+from notification_emergency.drills import run_drill
+from notification_emergency.watch import probe, targets
+from tests.ansible.sandbox import Sandbox
+from tests.conftest import VENV_BIN, free_port_block
+
+
+def median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 3) if present else None
+
+
+def floor(toolkit: EmergencyToolkit, host: str) -> float:
+    """A bare restart of the WebSocket process plus the first healthy probe: what no recovery can beat."""
+    [target] = targets(toolkit, host)
+    started = time.monotonic()
+    subprocess.run(
+        [
+            str(VENV_BIN / "supervisorctl"),
+            "-c",
+            f"{target.root}/etc/supervisord.conf",
+            "restart",
+            "notification-websocket",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    while not probe(target, timeout=1.0).ok:
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="drills per fault on one host; the median is reported")
+    parser.add_argument("--hosts", type=int, default=10, help="hosts for the all-at-once drill (0 to skip)")
+    parser.add_argument("--faults", default="websocket_killed,websocket_stopped", help="comma-separated drills")
+    args = parser.parse_args()
+    faults = [f for f in args.faults.split(",") if f]
+    size = max(1, args.hosts)
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-drills-") as work:
+        box = Sandbox(Path(work), free_port_block(10 * size + 3, start=27000))
+        try:
+            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": size})
+            if up.rc != 0:
+                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
+            home = Path(work) / "state"
+            toolkit = EmergencyToolkit(inventory=box.inventory, store=home / "events.db", home=home, actor="bench")
+            first = sorted(box.hosts())[0]
+            figures["floor: restart + first healthy probe (s)"] = median(
+                [floor(toolkit, first) for _ in range(args.repeat)]
+            )
+            for fault in faults:
+                journals = [run_drill(toolkit, first, fault) for _ in range(args.repeat)]
+                bad = [j for j in journals if not j["as_expected"]]
+                if bad:
+                    print(f"warning: {len(bad)} {fault} drills not as expected: {bad[0]['outcome']}", file=sys.stderr)
+                figures[f"{fault}, 1 host: MTTD (s)"] = median([j["mttd_s"] for j in journals])
+                figures[f"{fault}, 1 host: MTTR (s)"] = median([j["mttr_s"] for j in journals])
+                for part in ("detect", "decide", "act", "verify"):
+                    figures[f"{fault}, 1 host: {part} (s)"] = median([j["parts_s"][part] for j in journals])
+            if args.hosts > 1:
+                fault = faults[0]
+                hosts = sorted(box.hosts())
+                with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+                    journals = list(pool.map(lambda h: run_drill(toolkit, h, fault), hosts))
+                figures[f"{fault}, {len(hosts)} hosts at once: MTTR median (s)"] = median(
+                    [j["mttr_s"] for j in journals]
+                )
+                figures[f"{fault}, {len(hosts)} hosts at once: MTTR max (s)"] = max(
+                    (j["mttr_s"] for j in journals if j["mttr_s"] is not None), default=None
+                )
+                figures[f"{fault}, {len(hosts)} hosts at once: as expected"] = sum(j["as_expected"] for j in journals)
+        finally:
+            box.playbook("sandbox_down.yml")
+    width = max(map(len, figures))
+    print(f"{'figure':<{width}}  median of {args.repeat}")
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {'-' if value is None else f'{value:8.3f}'}")
+    write_results("drills", args.repeat, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
