@@ -248,7 +248,7 @@ class EmergencyToolkit:
         messages: list[str] | None = None,
         record_incidents: bool = True,
         action: str = "health-check",
-        started_at: datetime | None = None,
+        started_at: datetime | Mapping[str, datetime] | None = None,
         detected_at: datetime | None = None,
     ) -> ActionResult:
         """Check and classify every targeted host; a detected failure opens (or joins) an incident.
@@ -275,7 +275,7 @@ class EmergencyToolkit:
                         level=int(row["level"]),
                         hosts=[host],
                         summary=row.get("summary", ""),
-                        started_at=started_at,
+                        started_at=started_at.get(host) if isinstance(started_at, Mapping) else started_at,
                         detected_at=started,
                         classified_at=classified,
                         source=action,
@@ -477,7 +477,7 @@ class EmergencyToolkit:
         limit: str | None = None,
         *,
         dry_run: bool = False,
-        started_at: datetime | None = None,
+        started_at: datetime | Mapping[str, datetime] | None = None,
         detected_at: datetime | None = None,
         policy: Policy | None = None,
     ) -> ActionResult:

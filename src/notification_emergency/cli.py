@@ -625,12 +625,20 @@ def watch(
     try:
         toolkit = _toolkit(inventory, store, verbose)
 
-        def on_failure(host: str, started_at: datetime, detected_at: datetime, _probe: Any) -> Any:
+        def on_failure(hosts: list[str], started_at: dict[str, datetime], detected_at: datetime) -> Any:
             if not recover:
                 return None
-            emit("auto-recover", host, started_at=started_at.isoformat())
-            result = toolkit.auto_recover(host, started_at=started_at, detected_at=detected_at)
-            emit("recovered" if result.ok else "not-recovered", host, message=result.message)
+            for host in hosts:
+                emit("auto-recover", host, started_at=started_at[host].isoformat())
+            result = toolkit.auto_recover(",".join(hosts), started_at=started_at, detected_at=detected_at)
+            for host in hosts:
+                row = result.hosts.get(host, {})
+                ok = row.get("status") in ("recovered", "healthy")
+                emit(
+                    "recovered" if ok else "not-recovered",
+                    host,
+                    message=f"{host}: {row.get('line', row.get('status'))}",
+                )
             return result
 
         watcher = Watcher(

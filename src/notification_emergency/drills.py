@@ -249,11 +249,13 @@ def run_drill(
     done = threading.Event()
     first_healthy: list[Probe] = []
 
-    def on_failure(name: str, started_at: datetime, detected_at: datetime, _probe: Probe) -> ActionResult | None:
+    def on_failure(names: list[str], started_at: dict[str, datetime], detected_at: datetime) -> ActionResult | None:
         if "detected_at" in outcome:  # the drill is about the first detection and its recovery
             return None
         outcome["detected_at"] = detected_at
-        result = toolkit.auto_recover(name, started_at=injected_at, detected_at=detected_at, policy=DRILL_POLICY)
+        result = toolkit.auto_recover(
+            ",".join(names), started_at=injected_at, detected_at=detected_at, policy=DRILL_POLICY
+        )
         outcome["result"] = result
         outcome["finished_at"] = datetime.now(UTC)
         done.set()
@@ -341,3 +343,83 @@ def run_drill(
         details={k: journal[k] for k in ("fault", "outcome", "mttd_s", "mttr_s")},
     )
     return journal
+
+
+def run_fleet_drill(
+    toolkit: EmergencyToolkit,
+    hosts: list[str],
+    fault_name: str,
+    *,
+    interval: float = 0.25,
+    fail_threshold: int = 2,
+    timeout: float = 300.0,
+) -> dict[str, Any]:
+    """The same fault on every host at once, one watch over the fleet: the hosts confirmed failed in the
+    same probe round share one recovery run. Returns the fleet's MTTD/MTTR (median and max over hosts)."""
+    if fault_name not in FAULTS:
+        raise BadInput(f"unknown fault {fault_name!r}; the drills are: {', '.join(FAULTS)}")
+    fault = FAULTS[fault_name]
+    found = {target.host: target for target in targets(toolkit, ",".join(hosts))}
+    sandboxes = [SandboxHost(found[host]) for host in hosts]
+    for host in hosts:
+        if not wait_steady(found[host], 60.0).ok:
+            raise BadInput(f"{host} is not in its steady state before the drill; mend it and run the drill again")
+    detected: dict[str, datetime] = {}
+    healthy_at: dict[str, datetime] = {}
+    results: list[ActionResult] = []
+    lock = threading.Lock()
+
+    def on_failure(names: list[str], _started: dict[str, datetime], detected_at: datetime) -> ActionResult:
+        with lock:
+            for name in names:
+                detected.setdefault(name, detected_at)
+        result = toolkit.auto_recover(
+            ",".join(names), started_at=injected_at, detected_at=detected_at, policy=DRILL_POLICY
+        )
+        with lock:
+            results.append(result)
+        return result
+
+    def on_probe(result: Probe, _state: Any) -> None:
+        if (
+            result.ok
+            and result.host not in healthy_at
+            and (result.host in detected or time.monotonic() - injected_mono > 5)
+        ):
+            healthy_at[result.host] = result.at
+
+    watcher = Watcher(
+        toolkit,
+        ",".join(hosts),
+        interval=interval,
+        fail_threshold=fail_threshold,
+        on_failure=on_failure,
+        on_probe=on_probe,
+    )
+    injected_at = datetime.now(UTC)
+    injected_mono = time.monotonic()
+    undos = [fault.inject(sandbox) for sandbox in sandboxes]
+    try:
+        watcher.run(
+            until=lambda: (
+                (len(healthy_at) == len(hosts) and not any(s.recovering for s in watcher.states.values()))
+                or time.monotonic() - injected_mono > timeout
+            )
+        )
+    finally:
+        for undo in undos:
+            undo()
+    mttr = sorted(v for v in (_seconds(injected_at, healthy_at.get(h)) for h in hosts) if v is not None)
+    mttd = sorted(v for v in (_seconds(injected_at, detected.get(h)) for h in hosts) if v is not None)
+    runs = [r.run.run_id for r in results if r.run is not None]
+    return {
+        "fault": fault.name,
+        "hosts": len(hosts),
+        "recovered": len(mttr),
+        "recovery_runs": len(results),
+        "runs": runs,
+        "mttd_median_s": mttd[len(mttd) // 2] if mttd else None,
+        "mttr_median_s": mttr[len(mttr) // 2] if mttr else None,
+        "mttr_max_s": mttr[-1] if mttr else None,
+        "errors": watcher.errors,
+    }

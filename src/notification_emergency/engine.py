@@ -16,7 +16,10 @@ Safety, all derived from the event store so that every control node sharing the 
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -207,103 +210,135 @@ class RecoveryEngine:
         limit: str | None = None,
         *,
         dry_run: bool = False,
-        started_at: datetime | None = None,
+        started_at: datetime | Mapping[str, datetime] | None = None,
         detected_at: datetime | None = None,
     ) -> ActionResult:
         """Check, classify, and for each unhealthy host run its plan until health is back; escalate else."""
         if dry_run:
             return self.explain(limit)
         health = self.toolkit.health_check(limit, action="auto-recover", started_at=started_at, detected_at=detected_at)
+        check_s = round(health.run.duration_s, 3) if health.run else None
         outcomes: dict[str, dict[str, Any]] = {}
+        cases: dict[str, _Case] = {}
         for host, row in health.hosts.items():
             if row.get("status") == "healthy":
                 outcomes[host] = {"status": "healthy", "actions": [], "timings": {}}
-                continue
-            outcomes[host] = self._recover(host, row)
-            outcomes[host]["timings"]["check_s"] = round(health.run.duration_s, 3) if health.run else None
+            else:
+                decision = self.decide(host, row)
+                cases[host] = _Case(
+                    decision, decision.to_json(), timings={"check_s": check_s, "act_s": 0.0, "verify_s": 0.0}
+                )
+        self._run_plans(cases)
+        for host, case in cases.items():
+            outcomes[host] = self._conclude(case)
         recovered = all(o["status"] in ("healthy", "recovered") for o in outcomes.values())
         health.action = "auto-recover"
-        health.hosts = {host: {**health.hosts[host], **o} for host, o in outcomes.items()}
+        health.hosts = {host: {**health.hosts[host], **o} for host, o in sorted(outcomes.items())}
         health.ok = recovered
         health.exit_code = EXIT_OK if recovered else EXIT_UNHEALTHY
-        health.message = "; ".join(f"{host}: {o.get('line', 'healthy')}" for host, o in outcomes.items())
+        health.message = "; ".join(f"{host}: {o.get('line', 'healthy')}" for host, o in sorted(outcomes.items()))
         return health
 
-    def _recover(self, host: str, row: dict[str, Any]) -> dict[str, Any]:
-        decision = self.decide(host, row)
-        explained = decision.to_json()  # what explain would have printed for this very health snapshot
-        incident = decision.incident
-        actions: list[dict[str, Any]] = []
-        timings: dict[str, float | None] = {"act_s": 0.0, "verify_s": 0.0}
-        for step in decision.steps:
-            if not step.run:
-                if incident is not None and not decision.throttled:
-                    self.store.add_incident_action(
-                        incident,
-                        action=step.step,
-                        outcome=f"skipped: {step.reason}",
-                        finished_at=datetime.now(UTC),
-                        details={"automatic": False},
-                    )
-                actions.append({"step": step.step, "outcome": "skipped", "reason": step.reason})
-                continue
-            started = datetime.now(UTC)
-            action_id = (
+    def _next_step(self, case: _Case) -> StepDecision | None:
+        """The host's next step that runs; the skipped ones on the way are recorded with their reason."""
+        decision = case.decision
+        while case.position < len(decision.steps):
+            step = decision.steps[case.position]
+            case.position += 1
+            if step.run:
+                return step
+            if decision.incident is not None and not decision.throttled:
                 self.store.add_incident_action(
+                    decision.incident,
+                    action=step.step,
+                    outcome=f"skipped: {step.reason}",
+                    finished_at=datetime.now(UTC),
+                    details={"automatic": False},
+                )
+            case.actions.append({"step": step.step, "outcome": "skipped", "reason": step.reason})
+        return None
+
+    def _run_plans(self, cases: dict[str, _Case]) -> None:
+        """Run every host's plan in rounds: in each round the hosts still failing take their next step, and
+        hosts on the same step share one playbook run (a fleet-wide failure costs one run per step, not one
+        per host); each host is then verified on its own, concurrently."""
+        active = dict(cases)
+        while active:
+            groups: dict[tuple[str, str], list[tuple[str, StepDecision]]] = {}
+            for host, case in list(active.items()):
+                step = self._next_step(case)
+                if step is None:
+                    del active[host]
+                    continue
+                groups.setdefault((step.step, json.dumps(step.extra_vars, sort_keys=True)), []).append((host, step))
+            for members in groups.values():
+                self._run_step(members, cases)
+            for host in [h for h in active if cases[h].recovered_by is not None]:
+                del active[host]
+
+    def _run_step(self, members: list[tuple[str, StepDecision]], cases: dict[str, _Case]) -> None:
+        step = members[0][1]
+        hosts = [host for host, _step in members]
+        assert step.playbook is not None
+        started = datetime.now(UTC)
+        action_ids: dict[str, int] = {}
+        for host in hosts:
+            incident = cases[host].decision.incident
+            if incident is not None:
+                action_ids[host] = self.store.add_incident_action(
                     incident,
                     action=step.step,
                     started_at=started,
-                    details={"automatic": True, "playbook": step.playbook},
+                    details={"automatic": True, "playbook": step.playbook, "hosts": hosts},
                 )
-                if incident is not None
-                else None
-            )
-            assert step.playbook is not None
-            run, _report = self.toolkit._playbook(
-                f"auto-recover:{step.step}", step.playbook, step.extra_vars, limit=host, incident_id=incident
-            )
-            verify_started = time.monotonic()
-            healthy = self._verify(host)
-            timings["act_s"] = round((timings["act_s"] or 0.0) + run.duration_s, 3)
-            timings["verify_s"] = round((timings["verify_s"] or 0.0) + time.monotonic() - verify_started, 3)
-            outcome = "recovered" if healthy else ("no effect" if run.ok else f"failed ({run.status})")
-            if action_id is not None:
+        extra = dict(step.extra_vars)
+        if step.playbook == "restart_services.yml" and len(hosts) > 1:
+            extra["restart_serial"] = "100%"  # the hosts are down already: restart them together, each gated
+        run, _report = self.toolkit._playbook(
+            f"auto-recover:{step.step}",
+            step.playbook,
+            extra,
+            limit=",".join(hosts),
+            incident_id=cases[hosts[0]].decision.incident,
+        )
+        verify_started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
+            verdicts = dict(zip(hosts, pool.map(self._verify, hosts), strict=True))
+        verify_s = time.monotonic() - verify_started
+        for host in hosts:
+            case = cases[host]
+            healthy = verdicts[host]
+            failed_here = host in run.failed_hosts
+            outcome = "recovered" if healthy else ("failed (" + run.status + ")" if failed_here else "no effect")
+            case.timings["act_s"] = round((case.timings["act_s"] or 0.0) + run.duration_s, 3)
+            case.timings["verify_s"] = round((case.timings["verify_s"] or 0.0) + verify_s, 3)
+            if host in action_ids:
                 self.store.finish_incident_action(
-                    action_id,
+                    action_ids[host],
                     outcome=outcome,
-                    details={"automatic": True, "run_id": run.run_id, "playbook": step.playbook},
+                    details={"automatic": True, "run_id": run.run_id, "playbook": step.playbook, "hosts": hosts},
                 )
-            actions.append({"step": step.step, "outcome": outcome, "run_id": run.run_id})
+            case.actions.append({"step": step.step, "outcome": outcome, "run_id": run.run_id})
             if healthy:
-                if incident is not None:
+                case.recovered_by = step
+                if case.decision.incident is not None:
                     now = datetime.now(UTC)
                     self.store.update_incident(
-                        incident, verified_at=now, resolved_at=now, resolution=f"auto-recover: {step.label}"
+                        case.decision.incident,
+                        verified_at=now,
+                        resolved_at=now,
+                        resolution=f"auto-recover: {step.label}",
                     )
-                return {
-                    "status": "recovered",
-                    "decision": explained,
-                    "actions": actions,
-                    "timings": timings,
-                    "line": f"recovered by {step.label}",
-                }
+
+    def _conclude(self, case: _Case) -> dict[str, Any]:
+        decision = case.decision
+        common = {"decision": case.explained, "actions": case.actions, "timings": case.timings}
+        if case.recovered_by is not None:
+            return {"status": "recovered", **common, "line": f"recovered by {case.recovered_by.label}"}
         if decision.throttled and not decision.breaker:
-            return {
-                "status": "throttled",
-                "decision": explained,
-                "actions": actions,
-                "timings": timings,
-                "line": decision.throttled,
-            }
+            return {"status": "throttled", **common, "line": decision.throttled}
         escalation = self._escalate(decision)
-        return {
-            "status": "escalated",
-            "decision": explained,
-            "actions": actions,
-            "timings": timings,
-            "escalation": escalation,
-            "line": escalation["line"],
-        }
+        return {"status": "escalated", **common, "escalation": escalation, "line": escalation["line"]}
 
     def _verify(self, host: str) -> bool:
         """Is the host healthy again? Direct probes (every component, through the service's own /health
@@ -363,6 +398,18 @@ class RecoveryEngine:
             "emergency_mode": emergency.ok,
             "line": f"escalated to level {plan['level']} ({plan['reason']})",
         }
+
+
+@dataclass
+class _Case:
+    """One failing host during an auto-recover run: its decision and how far its plan got."""
+
+    decision: HostDecision
+    explained: dict[str, Any]
+    timings: dict[str, float | None]
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    position: int = 0
+    recovered_by: StepDecision | None = None
 
 
 def _explain_line(decision: HostDecision) -> str:

@@ -122,8 +122,10 @@ class HostState:
 
 
 class Watcher:
-    """Probe ``hosts`` every ``interval`` seconds; call ``on_failure(host, started_at, detected_at, probe)``
-    (by default auto-recover) once per confirmed failure, in a worker so probing goes on meanwhile."""
+    """Probe ``hosts`` every ``interval`` seconds; call ``on_failure(hosts, started_at, detected_at)`` (by
+    default auto-recover) once per confirmed failure episode, in a worker so probing goes on meanwhile.
+    The hosts confirmed failed in the same round go together (``started_at`` maps each to its first failed
+    probe), so a fleet-wide failure is one recovery run, not one per host."""
 
     def __init__(
         self,
@@ -134,7 +136,7 @@ class Watcher:
         fail_threshold: int = 2,
         ok_threshold: int = 2,
         timeout: float = 1.0,
-        on_failure: Callable[[str, datetime, datetime, Probe], Any] | None = None,
+        on_failure: Callable[[list[str], dict[str, datetime], datetime], Any] | None = None,
         on_probe: Callable[[Probe, HostState], None] | None = None,
         on_change: Callable[[str, str, Probe], None] | None = None,
     ) -> None:
@@ -156,24 +158,26 @@ class Watcher:
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def _auto_recover(self, host: str, started_at: datetime, detected_at: datetime, _probe: Probe) -> Any:
-        return self.toolkit.auto_recover(host, started_at=started_at, detected_at=detected_at)
+    def _auto_recover(self, hosts: list[str], started_at: dict[str, datetime], detected_at: datetime) -> Any:
+        return self.toolkit.auto_recover(",".join(hosts), started_at=started_at, detected_at=detected_at)
 
-    def _handle(self, host: str, started_at: datetime, detected_at: datetime, probe_result: Probe) -> None:
+    def _handle(self, hosts: list[str], started_at: dict[str, datetime], detected_at: datetime) -> None:
         try:
-            result = self.on_failure(host, started_at, detected_at, probe_result)
+            result = self.on_failure(hosts, started_at, detected_at)
             with self._lock:
                 self.results.append(result)
         except Exception as exc:  # the watch goes on; the error is kept and shown, not lost in a thread
             with self._lock:
-                self.errors.append(f"{host}: {type(exc).__name__}: {exc}")
+                self.errors.append(f"{', '.join(hosts)}: {type(exc).__name__}: {exc}")
         finally:
             with self._lock:
-                self.states[host].recovering = False
+                for host in hosts:
+                    self.states[host].recovering = False
 
     def step(self, pool: ThreadPoolExecutor, sessions: dict[str, requests.Session]) -> list[Probe]:
         """One round of probes, and the state changes they cause."""
         probes = list(pool.map(lambda t: probe(t, self.timeout, sessions[t.host]), self.targets))
+        confirmed: list[Probe] = []
         for result in probes:
             state = self.states[result.host]
             if result.ok:
@@ -197,16 +201,17 @@ class Watcher:
                 # own restarts (a deploy restarting the web process, say) are not a new failure.
                 if state.confirmed == "failed" and not state.handled and not state.recovering:
                     state.handled = state.recovering = True
-                    worker = threading.Thread(
-                        target=self._handle,
-                        args=(result.host, state.first_failure, datetime.now(UTC), result),
-                        name=f"recover-{result.host}",
-                        daemon=True,
-                    )
-                    self._workers.append(worker)
-                    worker.start()
+                    confirmed.append(result)
             if self.on_probe:
                 self.on_probe(result, state)
+        if confirmed:
+            hosts = [result.host for result in confirmed]
+            first = {host: self.states[host].first_failure or datetime.now(UTC) for host in hosts}
+            worker = threading.Thread(
+                target=self._handle, args=(hosts, first, datetime.now(UTC)), name="recover", daemon=True
+            )
+            self._workers.append(worker)
+            worker.start()
         return probes
 
     def run(self, *, duration: float | None = None, until: Callable[[], bool] | None = None) -> None:
