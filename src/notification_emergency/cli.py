@@ -244,9 +244,7 @@ def _render_health(result: Any) -> None:
     out.print(table)
     for host, row in sorted(result.hosts.items()):
         if row.get("plan"):
-            out.print(
-                f"{host}: {row.get('summary', '')}; respond {row.get('response', '')}; plan: {', '.join(row['plan'])}"
-            )
+            out.print(row.get("summary") or f"{host}: plan {', '.join(row['plan'])}")  # says level, response, plan
     for incident in result.data.get("open_incidents", []):
         out.print(
             f"open incident #{incident['id']} {incident['failure_type']} level {incident['level']} on "
