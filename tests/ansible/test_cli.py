@@ -258,3 +258,20 @@ def test_a_second_mutating_command_stops_on_the_lock_and_ctrl_c_cancels(home: Pa
     assert back.returncode == 0, back.stdout[-3000:]
     assert sandbox_host.health()["mode"] == "websocket"
     assert ROOT.is_dir()
+
+
+def test_explain_and_a_dry_run_say_what_auto_recover_would_do_and_change_nothing(
+    home: Path, sandbox_host: SandboxHost
+) -> None:
+    sandbox_host.supervisorctl("stop", "notification-websocket")
+    explained = cli(home, sandbox_host, "explain", "--json")
+    data = as_json(explained)
+    assert explained.returncode == 3, explained.stderr
+    decision = data["decisions"][sandbox_host.name]
+    assert decision["primary"] == "websocket_service_down" and decision["runnable"] == ["restart_websocket"]
+    dry = as_json(cli(home, sandbox_host, "auto-recover", "--dry-run", "--json"))
+    assert dry["decisions"][sandbox_host.name]["runnable"] == decision["runnable"]
+    human = cli(home, sandbox_host, "explain")
+    assert "run  restart websocket" in human.stdout and "skip roll back to legacy: touches data" in human.stdout
+    assert "RUNNING" not in sandbox_host.supervisorctl("status", "notification-websocket"), "nothing changed"
+    assert store_of(home).incidents() == [], "explain opens no incident"
