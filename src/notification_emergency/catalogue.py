@@ -185,14 +185,14 @@ STEPS: dict[str, dict[str, Any]] = {
     "prune_logs": {
         "label": "prune logs",
         "description": "Compress and delete rotated service logs beyond the log retention.",
-        "action": {"playbook": "prune.yml", "extra_vars": {"items": ["logs"]}},
+        "action": {"playbook": "prune.yml", "extra_vars": {"prune_items": ["logs"]}},
         "automatic": True,
         "touches_data": False,
     },
     "prune_backups": {
         "label": "prune backups",
         "description": "Delete backups beyond the backup retention, never the last good one.",
-        "action": {"playbook": "prune.yml", "extra_vars": {"items": ["backups"]}},
+        "action": {"playbook": "prune.yml", "extra_vars": {"prune_items": ["backups"]}},
         "automatic": True,
         "touches_data": False,
     },

@@ -446,3 +446,38 @@ def test_a_rollback_whose_verification_fails_restores_the_host(recovery: Recover
             shutil.copyfile(page, root / "templates" / "legacy" / page.name)
             (root / "templates" / "legacy" / page.name).chmod(0o644)
     assert sorted(p.name for p in (root / "templates" / "legacy").iterdir()) == ["base.html", "index.html"]
+
+
+# -- 7. prune (the disk_pressure steps) -----------------------------------------------------------------
+
+
+def test_prune_deletes_only_what_is_past_its_retention(recovery: Recovery) -> None:
+    """Rotated logs older than the retention go, younger ones and live logs stay; backups beyond the newest
+    N that are old enough go, the newest stay. --check deletes nothing; a second run changes nothing."""
+    root = recovery.root
+    old = time.time() - 10 * 86400
+    rotated = {name: root / "log" / name for name in ("notification-web.log.1", "redis.log.2.gz", "extra.log-2026")}
+    for path in rotated.values():
+        path.write_text("rotated\n")
+        os.utime(path, (old, old))
+    fresh = root / "log" / "notification-web.log.3"
+    fresh.write_text("recent\n")
+    live = sorted(p.name for p in (root / "log").glob("*.log"))
+    for label in ("prune-a", "prune-b", "prune-c"):
+        assert recovery.play("backup.yml", backup_label=label).rc == 0
+        (root / "etc" / "config.yml").touch()  # a new backup is taken only when something changed
+    kept_before = backups(root)
+    try:
+        checked = recovery.play("prune.yml", "--check", backup_retention_count=1, backup_retention_days=0)
+        assert checked.rc == 0 and all(p.exists() for p in rotated.values()) and backups(root) == kept_before
+        run = recovery.play("prune.yml", backup_retention_count=1, backup_retention_days=0)
+        assert run.rc == 0, run.output[-3000:]
+        assert not any(p.exists() for p in rotated.values()) and fresh.exists()
+        assert sorted(p.name for p in (root / "log").glob("*.log")) == live, "live logs are never touched"
+        assert backups(root) == kept_before[-1:], "only the newest backup is kept"
+        report = report_of(run)
+        assert report is not None and report["hosts"][0]["logs_removed"] == 3, report
+        again = recovery.play("prune.yml", backup_retention_count=1, backup_retention_days=0)
+        assert again.rc == 0 and again.changed() == {recovery.host.name: 0}, again.output[-3000:]
+    finally:
+        fresh.unlink(missing_ok=True)

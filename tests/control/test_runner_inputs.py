@@ -93,3 +93,20 @@ def test_a_limit_that_names_nothing_is_refused(inventory: Inventory, limit: str,
 def test_a_missing_inventory_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match=r"inventory .*/nowhere does not exist"):
         load_inventory(tmp_path / "nowhere")
+
+
+def test_every_catalogue_step_with_a_playbook_passes_that_playbooks_argument_spec() -> None:
+    """The catalogue names playbooks and their inputs; the engine runs them through validate_inputs. A step
+    whose playbook exists must pass (steps without one are skipped by the engine, which says so)."""
+    from notification_emergency.catalogue import STEPS
+    from notification_emergency.runner import project_root
+
+    checked = 0
+    for step_id, step in STEPS.items():
+        action = step.get("action") or {}
+        playbook = action.get("playbook")
+        if playbook and (project_root() / "playbooks" / playbook).is_file():
+            validate_inputs(playbook, action.get("extra_vars") or {})
+            checked += 1
+        assert playbook or action.get("notify"), step_id
+    assert checked >= 9
