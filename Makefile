@@ -15,7 +15,7 @@ help: ## Show the targets
 
 demo: bootstrap ## Set up, bring up one sandbox host, show its health and what to try next
 	ansible-playbook playbooks/sandbox_up.yml -e sandbox_size=$(SANDBOX_SIZE)
-	ansible-playbook playbooks/health_check.yml
+	notification-emergency status
 	@scripts/next_steps.sh
 
 test: bootstrap lint pytest molecule ## Set up and run every test and linter (CI runs this)

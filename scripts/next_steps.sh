@@ -32,15 +32,22 @@ print(f"""
     curl -s {web}/health | python3 -m json.tool
   Receive one with a real Socket.IO client:
     .venv/bin/notification-service probe --config {root}/etc/config.yml --user bob
-  Break it (stop the WebSocket process), then classify: failure type, level, response time, plan:
+  Status of every host (mode, emergency, health, level, open incidents):
+    .venv/bin/notification-emergency status
+  Break it (stop the WebSocket process), see what the engine would do, then let it recover:
     .venv/bin/supervisorctl -c {root}/etc/supervisord.conf stop notification-websocket
-    .venv/bin/ansible-playbook playbooks/health_check.yml
-  Mend it by redeploying (idempotent: it only starts what is not running):
-    .venv/bin/ansible-playbook playbooks/deploy.yml
+    .venv/bin/notification-emergency explain
+    .venv/bin/notification-emergency auto-recover
+  Watch and recover on its own (Ctrl-C stops it), or run every recovery drill:
+    .venv/bin/notification-emergency watch
+    .venv/bin/notification-emergency test-recovery --all
+  Roll back to legacy flash messages and forward again; what happened:
+    .venv/bin/notification-emergency rollback && .venv/bin/notification-emergency restore
+    .venv/bin/notification-emergency events --since 1h
   More hosts, or none:
     make sandbox-up SANDBOX_SIZE=3
     make sandbox-down
-  The toolkit's CLI:
+  Everything else:
     .venv/bin/notification-emergency --help
 """)
 PY

@@ -294,7 +294,7 @@ class EmergencyToolkit:
             )
         else:
             exit_code = EXIT_OK
-            message = f"all {len(hosts)} hosts healthy"
+            message = "the host is healthy" if len(hosts) == 1 else f"all {len(hosts)} hosts healthy"
         return ActionResult(
             action,
             exit_code == EXIT_OK,
