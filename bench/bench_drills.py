@@ -15,18 +15,16 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import write_results
+from common import print_figures, sandbox, write_results
 
 from notification_emergency.api import EmergencyToolkit
 from notification_emergency.drills import run_drill, run_fleet_drill
 from notification_emergency.watch import probe, targets
-from tests.ansible.sandbox import Sandbox
-from tests.conftest import VENV_BIN, free_port_block
+from tests.conftest import VENV_BIN
 
 
 def median(values: list[float | None]) -> float | None:
@@ -63,44 +61,34 @@ def main() -> int:
     faults = [f for f in args.faults.split(",") if f]
     size = max(1, args.hosts)
     figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-drills-") as work:
-        box = Sandbox(Path(work), free_port_block(10 * size + 3, start=27000))
-        try:
-            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": size})
-            if up.rc != 0:
-                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
-            home = Path(work) / "state"
-            toolkit = EmergencyToolkit(inventory=box.inventory, store=home / "events.db", home=home, actor="bench")
-            first = sorted(box.hosts())[0]
-            figures["floor: restart + first healthy probe (s)"] = median(
-                [floor(toolkit, first) for _ in range(args.repeat)]
-            )
-            for fault in faults:
-                journals = [run_drill(toolkit, first, fault) for _ in range(args.repeat)]
-                bad = [j for j in journals if not j["as_expected"]]
-                if bad:
-                    print(f"warning: {len(bad)} {fault} drills not as expected: {bad[0]['outcome']}", file=sys.stderr)
-                figures[f"{fault}, 1 host: MTTD (s)"] = median([j["mttd_s"] for j in journals])
-                figures[f"{fault}, 1 host: MTTR (s)"] = median([j["mttr_s"] for j in journals])
-                for part in ("detect", "decide", "act", "verify"):
-                    figures[f"{fault}, 1 host: {part} (s)"] = median([j["parts_s"][part] for j in journals])
-            if args.hosts > 1:
-                fault = faults[-1]
-                fleet = run_fleet_drill(toolkit, sorted(box.hosts()), fault)
-                label = f"{fault}, {fleet['hosts']} hosts at once"
-                figures[f"{label}: MTTD median (s)"] = fleet["mttd_median_s"]
-                figures[f"{label}: MTTR median (s)"] = fleet["mttr_median_s"]
-                figures[f"{label}: MTTR max (s)"] = fleet["mttr_max_s"]
-                figures[f"{label}: hosts recovered"] = fleet["recovered"]
-                figures[f"{label}: recovery runs"] = fleet["recovery_runs"]
-                if fleet["errors"]:
-                    print(f"warning: fleet drill errors: {fleet['errors']}", file=sys.stderr)
-        finally:
-            box.playbook("sandbox_down.yml")
-    width = max(map(len, figures))
-    print(f"{'figure':<{width}}  median of {args.repeat}")
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {'-' if value is None else f'{value:8.3f}'}")
+    with sandbox(size, 27000) as (box, work):
+        home = Path(work) / "state"
+        toolkit = EmergencyToolkit(inventory=box.inventory, store=home / "events.db", home=home, actor="bench")
+        first = sorted(box.hosts())[0]
+        figures["floor: restart + first healthy probe (s)"] = median(
+            [floor(toolkit, first) for _ in range(args.repeat)]
+        )
+        for fault in faults:
+            journals = [run_drill(toolkit, first, fault) for _ in range(args.repeat)]
+            bad = [j for j in journals if not j["as_expected"]]
+            if bad:
+                print(f"warning: {len(bad)} {fault} drills not as expected: {bad[0]['outcome']}", file=sys.stderr)
+            figures[f"{fault}, 1 host: MTTD (s)"] = median([j["mttd_s"] for j in journals])
+            figures[f"{fault}, 1 host: MTTR (s)"] = median([j["mttr_s"] for j in journals])
+            for part in ("detect", "decide", "act", "verify"):
+                figures[f"{fault}, 1 host: {part} (s)"] = median([j["parts_s"][part] for j in journals])
+        if args.hosts > 1:
+            fault = faults[-1]
+            fleet = run_fleet_drill(toolkit, sorted(box.hosts()), fault)
+            label = f"{fault}, {fleet['hosts']} hosts at once"
+            figures[f"{label}: MTTD median (s)"] = fleet["mttd_median_s"]
+            figures[f"{label}: MTTR median (s)"] = fleet["mttr_median_s"]
+            figures[f"{label}: MTTR max (s)"] = fleet["mttr_max_s"]
+            figures[f"{label}: hosts recovered"] = fleet["recovered"]
+            figures[f"{label}: recovery runs"] = fleet["recovery_runs"]
+            if fleet["errors"]:
+                print(f"warning: fleet drill errors: {fleet['errors']}", file=sys.stderr)
+    print_figures("figure", args.repeat, figures)
     write_results("drills", args.repeat, figures)
     return 0
 

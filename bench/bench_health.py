@@ -20,11 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import write_results
+from common import print_figures, sandbox, write_results
 
 from notification_emergency.runner import run_module
 from tests.ansible.sandbox import Sandbox
-from tests.conftest import free_port_block
 
 
 def adhoc_health(box: Sandbox, host: str, args: dict[str, Any]) -> tuple[float, float]:
@@ -45,39 +44,27 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported")
     args = parser.parse_args()
     figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-health-") as work:
-        box = Sandbox(Path(work), free_port_block(10 * args.hosts + 3, start=25000))
-        try:
-            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": args.hosts})
-            if up.rc != 0:
-                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
-            first = sorted(box.hosts())[0]
-            root = box.hosts()[first]["notification_service_root"]
-            base = {"config": f"{root}/etc/config.yml", "manager": "supervisord"}
-            # A server that accepts connections and never answers: the web check must time out at 2 s.
-            with socket.socket() as silent:
-                silent.bind(("127.0.0.1", 0))
-                silent.listen(16)
-                hung = {
-                    **base,
-                    "timeout": 2.0,
-                    "checks": [{"name": "web", "kind": "http", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/"}],
-                }
-                for label, module_args in (("healthy", base), ("one check times out (2 s)", hung)):
-                    runs = [adhoc_health(box, first, module_args) for _ in range(args.repeat)]
-                    figures[f"notification_health module, {label}: checks (ms)"] = statistics.median(r[1] for r in runs)
-                    figures[f"notification_health ad-hoc call, {label}: wall (s)"] = statistics.median(
-                        r[0] for r in runs
-                    )
-            for label, limit in (("1 host", first), (f"{args.hosts} hosts", "all")):
-                runs = [box.playbook("health_check.yml", f"--limit={limit}").seconds for _ in range(args.repeat)]
-                figures[f"health_check.yml, {label}: wall (s)"] = statistics.median(runs)
-        finally:
-            box.playbook("sandbox_down.yml")
-    width = max(map(len, figures))
-    print(f"{'figure':<{width}}  median of {args.repeat}")
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value:8.2f}")
+    with sandbox(args.hosts, 25000) as (box, _work):
+        first = sorted(box.hosts())[0]
+        root = box.hosts()[first]["notification_service_root"]
+        base = {"config": f"{root}/etc/config.yml", "manager": "supervisord"}
+        # A server that accepts connections and never answers: the web check must time out at 2 s.
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(16)
+            hung = {
+                **base,
+                "timeout": 2.0,
+                "checks": [{"name": "web", "kind": "http", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/"}],
+            }
+            for label, module_args in (("healthy", base), ("one check times out (2 s)", hung)):
+                runs = [adhoc_health(box, first, module_args) for _ in range(args.repeat)]
+                figures[f"notification_health module, {label}: checks (ms)"] = statistics.median(r[1] for r in runs)
+                figures[f"notification_health ad-hoc call, {label}: wall (s)"] = statistics.median(r[0] for r in runs)
+        for label, limit in (("1 host", first), (f"{args.hosts} hosts", "all")):
+            runs = [box.playbook("health_check.yml", f"--limit={limit}").seconds for _ in range(args.repeat)]
+            figures[f"health_check.yml, {label}: wall (s)"] = statistics.median(runs)
+    print_figures("figure", args.repeat, figures)
     write_results("health", args.repeat, figures)
     return 0
 

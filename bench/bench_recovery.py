@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from functools import partial
-from pathlib import Path
 
-from common import median_of, write_results
+from common import median_of, sandbox, write_results
 
 from tests.ansible.sandbox import PlaybookRun, Sandbox
-from tests.conftest import free_port_block
 
 STEPS = (
     ("rollback", "rollback_to_legacy.yml", False),
@@ -52,20 +49,9 @@ def run(box: Sandbox, step: str, playbook: str, idempotent: bool, size: int) -> 
 
 def measure(size: int) -> dict[str, float]:
     seconds: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-recovery-") as work:
-        box = Sandbox(Path(work), free_port_block(10 * size + 3, start=24000))
-        try:
-            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": size})
-            if up.rc != 0:
-                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
-            seconds["sandbox_up"] = up.seconds
-            for step, playbook, idempotent in STEPS:
-                seconds[step] = run(box, step, playbook, idempotent, size).seconds
-        finally:
-            down = box.playbook("sandbox_down.yml")
-            if down.rc != 0:
-                print(f"sandbox_down failed (rc={down.rc}):\n{down.output[-2000:]}", file=sys.stderr)
-        seconds["sandbox_down"] = down.seconds
+    with sandbox(size, 24000, seconds) as (box, _work):
+        for step, playbook, idempotent in STEPS:
+            seconds[step] = run(box, step, playbook, idempotent, size).seconds
     return seconds
 
 

@@ -16,16 +16,15 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import write_results
+from common import print_figures, sandbox, write_results
 
 from notification_emergency.runner import run_playbook
-from tests.ansible.sandbox import ROOT, Sandbox
-from tests.conftest import VENV_BIN, free_port_block
+from tests.ansible.sandbox import ROOT
+from tests.conftest import VENV_BIN
 
 
 def timed(call: Callable[[], None]) -> float:
@@ -39,59 +38,47 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure; the median is reported")
     args = parser.parse_args()
     figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-runner-") as work:
-        box = Sandbox(Path(work), free_port_block(13, start=26000))
+    with sandbox(1, 26000) as (box, work):
         env = {
             **os.environ,
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
             "NOTIFICATION_EMERGENCY_STATE_DIR": str(Path(work) / "state"),
             "NOTIFICATION_EMERGENCY_INVENTORY": str(box.inventory),
         }
-        try:
-            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": 1})
-            if up.rc != 0:
-                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
 
-            def plain() -> None:
-                proc = subprocess.run(
-                    [str(VENV_BIN / "ansible-playbook"), "-i", str(box.inventory), "playbooks/health_check.yml"],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if proc.returncode != 0:
-                    raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-2000:]}")
+        def plain() -> None:
+            proc = subprocess.run(
+                [str(VENV_BIN / "ansible-playbook"), "-i", str(box.inventory), "playbooks/health_check.yml"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-2000:]}")
 
-            def wrapped() -> None:
-                result = run_playbook(
-                    "health_check.yml", inventory=box.inventory, artifacts_root=Path(work) / "artifacts"
-                )
-                if not result.ok:
-                    raise SystemExit(f"run_playbook failed: {result.status}")
+        def wrapped() -> None:
+            result = run_playbook("health_check.yml", inventory=box.inventory, artifacts_root=Path(work) / "artifacts")
+            if not result.ok:
+                raise SystemExit(f"run_playbook failed: {result.status}")
 
-            def cli() -> None:
-                proc = subprocess.run(
-                    [str(VENV_BIN / "notification-emergency"), "status", "--json"],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if proc.returncode != 0:
-                    raise SystemExit(f"notification-emergency status failed ({proc.returncode}):\n{proc.stderr}")
+        def cli() -> None:
+            proc = subprocess.run(
+                [str(VENV_BIN / "notification-emergency"), "status", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise SystemExit(f"notification-emergency status failed ({proc.returncode}):\n{proc.stderr}")
 
-            for label, call in (("ansible-playbook", plain), ("run_playbook", wrapped), ("CLI status", cli)):
-                figures[f"{label} (s)"] = statistics.median(timed(call) for _ in range(args.repeat))
-        finally:
-            box.playbook("sandbox_down.yml")
+        for label, call in (("ansible-playbook", plain), ("run_playbook", wrapped), ("CLI status", cli)):
+            figures[f"{label} (s)"] = statistics.median(timed(call) for _ in range(args.repeat))
     figures["wrapper overhead (s)"] = figures["run_playbook (s)"] - figures["ansible-playbook (s)"]
     figures["CLI overhead (s)"] = figures["CLI status (s)"] - figures["ansible-playbook (s)"]
-    width = max(map(len, figures))
-    print(f"{'health_check.yml, 1 host':<{width}}  median of {args.repeat}")
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value:6.2f}")
+    print_figures("health_check.yml, 1 host", args.repeat, figures)
     write_results("runner", args.repeat, figures)
     return 0
 

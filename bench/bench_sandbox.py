@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from functools import partial
-from pathlib import Path
 
-from common import median_of, write_results
-
-from tests.ansible.sandbox import Sandbox
-from tests.conftest import free_port_block
+from common import median_of, sandbox, write_results
 
 
 def measure(size: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as work:
-        box = Sandbox(Path(work), free_port_block(10 * size + 3, start=23000))
-        try:
-            up = box.playbook("sandbox_up.yml", extra={"sandbox_size": size})
-            if up.rc != 0:
-                raise SystemExit(f"sandbox_up failed:\n{up.output[-2000:]}")
-            redeploy = box.playbook("deploy.yml")
-            if redeploy.rc != 0:
-                raise SystemExit(f"re-deploy failed (rc={redeploy.rc}):\n{redeploy.output[-3000:]}")
-            if set(redeploy.changed().values()) != {0}:
-                raise SystemExit(f"re-deploy was not idempotent: {redeploy.changed()}")
-        finally:
-            down = box.playbook("sandbox_down.yml")
-        return {
-            "sandbox_up": up.seconds,
-            "redeploy_idempotent": redeploy.seconds,
-            "sandbox_down": down.seconds,
-        }
+    timings: dict[str, float] = {}
+    with sandbox(size, 23000, timings) as (box, _work):
+        redeploy = box.playbook("deploy.yml")
+        if redeploy.rc != 0:
+            raise SystemExit(f"re-deploy failed (rc={redeploy.rc}):\n{redeploy.output[-3000:]}")
+        if set(redeploy.changed().values()) != {0}:
+            raise SystemExit(f"re-deploy was not idempotent: {redeploy.changed()}")
+    return {**timings, "redeploy_idempotent": redeploy.seconds}
 
 
 def main() -> int:
