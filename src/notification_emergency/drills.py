@@ -20,14 +20,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from notification_emergency.engine import Policy
 from notification_emergency.errors import BadInput
-from notification_emergency.watch import Probe, Target, Watcher, probe, targets
+from notification_emergency.store import parse_time, seconds_between
+from notification_emergency.watch import Probe, Target, Watcher, probe, targets, wait_healthy
 
 if TYPE_CHECKING:
     from notification_emergency.api import ActionResult, EmergencyToolkit
@@ -201,24 +202,127 @@ FAULTS: dict[str, Fault] = {
 }
 
 
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    return round((end - start).total_seconds(), 3) if start and end else None
+    between = seconds_between(start, end)
+    return None if between is None else round(between, 3)
 
 
-def wait_steady(target: Target, timeout: float) -> Probe:
-    """Wait until the host answers healthy twice in a row (a previous drill may still be settling)."""
-    deadline = time.monotonic() + timeout
-    good = 0
-    while True:
-        result = probe(target, timeout=2.0)
-        good = good + 1 if result.ok else 0
-        if good >= 2 or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
+def _steady(target: Target, timeout: float) -> None:
+    steady = wait_healthy(target, timeout)
+    if not steady.ok:
+        raise BadInput(
+            f"{target.host} is not in its steady state before the drill ({steady.status}: "
+            f"{', '.join(steady.problems)}); mend it (notification-emergency auto-recover) and run the drill again"
+        )
+
+
+@dataclass
+class _Exercise:
+    """What happened when a fault was injected into some hosts at once and the watch and the engine acted."""
+
+    injected_at: datetime
+    detected: dict[str, datetime] = field(default_factory=dict)  # confirmation of the failure, per host
+    results: dict[str, ActionResult] = field(default_factory=dict)  # the auto-recover run that covered the host
+    first_healthy: dict[str, Probe] = field(default_factory=dict)  # healthy again after detection (or healed)
+    errors: list[str] = field(default_factory=list)
+
+    def row(self, host: str) -> dict[str, Any]:
+        result = self.results.get(host)
+        return result.hosts.get(host, {}) if result else {}
+
+
+def _exercise(
+    toolkit: EmergencyToolkit,
+    hosts: list[str],
+    fault: Fault,
+    *,
+    interval: float,
+    fail_threshold: int,
+    timeout: float,
+    steady_timeout: float,
+) -> _Exercise:
+    """Steady state, inject into every host, one watch over them until the engine has acted on each (or the
+    fault healed by itself), undo, steady state again (emergency mode off where the drill escalated)."""
+    found = {target.host: target for target in targets(toolkit, ",".join(hosts))}
+    sandboxes = [SandboxHost(found[host]) for host in hosts]
+    for host in hosts:
+        _steady(found[host], steady_timeout)
+    lock = threading.Lock()
+    exercise = _Exercise(injected_at=datetime.now(UTC))
+
+    def on_failure(names: list[str], _started: dict[str, datetime], detected_at: datetime) -> ActionResult | None:
+        with lock:  # a drill is about the first detection of each host and its recovery
+            fresh = [name for name in names if name not in exercise.detected]
+            exercise.detected.update(dict.fromkeys(fresh, detected_at))
+        if not fresh:
+            return None
+        result = toolkit.auto_recover(
+            ",".join(fresh), started_at=exercise.injected_at, detected_at=detected_at, policy=DRILL_POLICY
+        )
+        with lock:
+            exercise.results.update(dict.fromkeys(fresh, result))
+        return result
+
+    def on_probe(result: Probe, _state: Any) -> None:
+        healed_alone = result.host not in exercise.detected and time.monotonic() - injected_mono > 5
+        if (
+            result.ok
+            and result.host not in exercise.first_healthy
+            and (result.host in exercise.detected or healed_alone)
+        ):
+            exercise.first_healthy[result.host] = result
+
+    def finished() -> bool:
+        with lock:
+            return time.monotonic() - injected_mono > timeout or all(
+                host in exercise.results if host in exercise.detected else host in exercise.first_healthy
+                for host in hosts
+            )
+
+    watcher = Watcher(
+        toolkit,
+        ",".join(hosts),
+        interval=interval,
+        fail_threshold=fail_threshold,
+        on_failure=on_failure,
+        on_probe=on_probe,
+    )
+    injected_mono = time.monotonic()
+    exercise.injected_at = datetime.now(UTC)
+    undos = [fault.inject(sandbox) for sandbox in sandboxes]
+    try:
+        watcher.run(until=finished)
+    finally:
+        for undo in undos:
+            undo()
+        escalated = [host for host in hosts if exercise.row(host).get("status") == "escalated"]
+        if escalated:  # the drill's escalation turned emergency mode on: back to the steady state
+            toolkit.deactivate_emergency("recovery drill", limit=",".join(escalated))
+        for host in hosts:
+            wait_healthy(found[host], steady_timeout)
+    exercise.errors = watcher.errors
+    return exercise
+
+
+def _recovery(toolkit: EmergencyToolkit, exercise: _Exercise, host: str) -> tuple[bool, float | None]:
+    """(recovered, MTTR): fault injected to verified healthy (the engine's verification, else the first
+    healthy probe). Status "healthy": the failure was confirmed, but by the time auto-recover checked, the
+    process manager had restarted the process; the engine verified it and had nothing to do."""
+    row = exercise.row(host)
+    recovered = row.get("status") in ("recovered", "healthy") or (
+        host not in exercise.results and host in exercise.first_healthy
+    )
+    incident = toolkit.store.incident(row["incident"]) if row.get("incident") else None
+    verified_at = parse_time(incident.get("verified_at")) if incident else None
+    healthy = exercise.first_healthy.get(host)
+    end = verified_at or (healthy.at if healthy else None)
+    return recovered, _seconds(exercise.injected_at, end) if recovered else None
+
+
+def _fault(name: str) -> Fault:
+    if name not in FAULTS:
+        raise BadInput(f"unknown fault {name!r}; the drills are: {', '.join(FAULTS)}")
+    return FAULTS[name]
 
 
 def run_drill(
@@ -233,64 +337,20 @@ def run_drill(
     journal_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run one drill on one sandbox host; return (and write) its journal."""
-    if fault_name not in FAULTS:
-        raise BadInput(f"unknown fault {fault_name!r}; the drills are: {', '.join(FAULTS)}")
-    fault = FAULTS[fault_name]
-    [target] = targets(toolkit, host)
-    sandbox = SandboxHost(target)
-    steady = wait_steady(target, steady_timeout)
-    if not steady.ok:
-        raise BadInput(
-            f"{host} is not in its steady state before the drill ({steady.status}: {', '.join(steady.problems)}); "
-            "mend it (notification-emergency auto-recover) and run the drill again"
-        )
-
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-    first_healthy: list[Probe] = []
-
-    def on_failure(names: list[str], started_at: dict[str, datetime], detected_at: datetime) -> ActionResult | None:
-        if "detected_at" in outcome:  # the drill is about the first detection and its recovery
-            return None
-        outcome["detected_at"] = detected_at
-        result = toolkit.auto_recover(
-            ",".join(names), started_at=injected_at, detected_at=detected_at, policy=DRILL_POLICY
-        )
-        outcome["result"] = result
-        outcome["finished_at"] = datetime.now(UTC)
-        done.set()
-        return result
-
-    def on_probe(result: Probe, _state: Any) -> None:
-        if result.ok and not first_healthy and ("detected_at" in outcome or time.monotonic() - injected_mono > 5):
-            first_healthy.append(result)  # healthy again (after detection, or the fault healed by itself)
-            if "detected_at" not in outcome:
-                done.set()
-
-    watcher = Watcher(
-        toolkit, host, interval=interval, fail_threshold=fail_threshold, on_failure=on_failure, on_probe=on_probe
+    fault = _fault(fault_name)
+    exercise = _exercise(
+        toolkit,
+        [host],
+        fault,
+        interval=interval,
+        fail_threshold=fail_threshold,
+        timeout=timeout,
+        steady_timeout=steady_timeout,
     )
-    injected_at = datetime.now(UTC)
-    injected_mono = time.monotonic()
-    undo = fault.inject(sandbox)
-    try:
-        watcher.run(until=lambda: done.is_set() or time.monotonic() - injected_mono > timeout)
-    finally:
-        undo()
-        escalated = (
-            outcome.get("result") is not None and outcome["result"].hosts.get(host, {}).get("status") == "escalated"
-        )
-        if escalated:  # the drill's escalation turned emergency mode on: back to the steady state
-            toolkit.deactivate_emergency("recovery drill", limit=host)
-        wait_steady(target, steady_timeout)
-    result: ActionResult | None = outcome.get("result")
-    row = result.hosts.get(host, {}) if result else {}
-    final = probe(target, timeout=2.0)
-    incident = toolkit.store.incident(row["incident"]) if row.get("incident") else None
-    verified_at = _parse(incident.get("verified_at")) if incident else None
-    # "healthy": the failure was confirmed, but by the time auto-recover checked, the process manager had
-    # already restarted the process; the engine verified it and had nothing to do.
-    recovered = row.get("status") in ("recovered", "healthy") or (result is None and bool(first_healthy))
+    row = exercise.row(host)
+    final = probe(targets(toolkit, host)[0], timeout=2.0)
+    recovered, mttr = _recovery(toolkit, exercise, host)
+    detected_at = exercise.detected.get(host)
     timings = row.get("timings", {})
     # explain's decision for the very snapshot auto-recover acted on: the steps that ran must be its runnable
     # steps, in order, up to the one that restored health.
@@ -302,38 +362,37 @@ def run_drill(
         "host": host,
         "expected_type": fault.expects,
         "expected_outcome": "recovered" if fault.recovers else "escalated",
-        "injected_at": injected_at.isoformat(),
-        "detected_at": outcome["detected_at"].isoformat() if "detected_at" in outcome else None,
+        "injected_at": exercise.injected_at.isoformat(),
+        "detected_at": detected_at.isoformat() if detected_at else None,
         "detected_type": row.get("primary"),
         "level": row.get("level"),
         "actions": [f"{a['step']}: {a['outcome']}" for a in row.get("actions", [])],
         "explained": (row.get("decision") or {}).get("runnable", []),
         "outcome": {"healthy": "recovered by the process manager (no action needed)"}.get(
-            row.get("status", ""), row.get("status") or ("healed before detection" if first_healthy else "not detected")
+            row.get("status", ""),
+            row.get("status") or ("healed before detection" if host in exercise.first_healthy else "not detected"),
         ),
         "recovered": recovered,
         "escalation": (row.get("escalation") or {}).get("line"),
         "healthy_after": final.ok,
-        "mttd_s": _seconds(injected_at, outcome.get("detected_at")),
-        "mttr_s": _seconds(injected_at, verified_at or (first_healthy[0].at if first_healthy else None))
-        if recovered
-        else None,
+        "mttd_s": _seconds(exercise.injected_at, detected_at),
+        "mttr_s": mttr,
         "parts_s": {
-            "detect": _seconds(injected_at, outcome.get("detected_at")),
+            "detect": _seconds(exercise.injected_at, detected_at),
             "decide": timings.get("check_s"),
             "act": timings.get("act_s"),
             "verify": timings.get("verify_s"),
         },
-        "error": "; ".join(watcher.errors) or None,
+        "error": "; ".join(exercise.errors) or None,
         "matches_explain": matches_explain,
-        "as_expected": not watcher.errors
+        "as_expected": not exercise.errors
         and matches_explain
         and (row.get("primary") == fault.expects or (fault.self_heals and row.get("primary") is None))
         and (recovered if fault.recovers else row.get("status") == "escalated"),
     }
     folder = journal_dir or toolkit.home / "drills"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{injected_at.strftime('%Y%m%dT%H%M%S')}-{fault.name}-{host}.json"
+    path = folder / f"{exercise.injected_at.strftime('%Y%m%dT%H%M%S')}-{fault.name}-{host}.json"
     path.write_text(json.dumps(journal, indent=2) + "\n")
     journal["journal"] = str(path)
     toolkit.store.audit(
@@ -353,73 +412,31 @@ def run_fleet_drill(
     interval: float = 0.25,
     fail_threshold: int = 2,
     timeout: float = 300.0,
+    steady_timeout: float = 60.0,
 ) -> dict[str, Any]:
     """The same fault on every host at once, one watch over the fleet: the hosts confirmed failed in the
     same probe round share one recovery run. Returns the fleet's MTTD/MTTR (median and max over hosts)."""
-    if fault_name not in FAULTS:
-        raise BadInput(f"unknown fault {fault_name!r}; the drills are: {', '.join(FAULTS)}")
-    fault = FAULTS[fault_name]
-    found = {target.host: target for target in targets(toolkit, ",".join(hosts))}
-    sandboxes = [SandboxHost(found[host]) for host in hosts]
-    for host in hosts:
-        if not wait_steady(found[host], 60.0).ok:
-            raise BadInput(f"{host} is not in its steady state before the drill; mend it and run the drill again")
-    detected: dict[str, datetime] = {}
-    healthy_at: dict[str, datetime] = {}
-    results: list[ActionResult] = []
-    lock = threading.Lock()
-
-    def on_failure(names: list[str], _started: dict[str, datetime], detected_at: datetime) -> ActionResult:
-        with lock:
-            for name in names:
-                detected.setdefault(name, detected_at)
-        result = toolkit.auto_recover(
-            ",".join(names), started_at=injected_at, detected_at=detected_at, policy=DRILL_POLICY
-        )
-        with lock:
-            results.append(result)
-        return result
-
-    def on_probe(result: Probe, _state: Any) -> None:
-        if (
-            result.ok
-            and result.host not in healthy_at
-            and (result.host in detected or time.monotonic() - injected_mono > 5)
-        ):
-            healthy_at[result.host] = result.at
-
-    watcher = Watcher(
+    exercise = _exercise(
         toolkit,
-        ",".join(hosts),
+        hosts,
+        _fault(fault_name),
         interval=interval,
         fail_threshold=fail_threshold,
-        on_failure=on_failure,
-        on_probe=on_probe,
+        timeout=timeout,
+        steady_timeout=steady_timeout,
     )
-    injected_at = datetime.now(UTC)
-    injected_mono = time.monotonic()
-    undos = [fault.inject(sandbox) for sandbox in sandboxes]
-    try:
-        watcher.run(
-            until=lambda: (
-                (len(healthy_at) == len(hosts) and not any(s.recovering for s in watcher.states.values()))
-                or time.monotonic() - injected_mono > timeout
-            )
-        )
-    finally:
-        for undo in undos:
-            undo()
-    mttr = sorted(v for v in (_seconds(injected_at, healthy_at.get(h)) for h in hosts) if v is not None)
-    mttd = sorted(v for v in (_seconds(injected_at, detected.get(h)) for h in hosts) if v is not None)
-    runs = [r.run.run_id for r in results if r.run is not None]
+    recoveries = [_recovery(toolkit, exercise, host) for host in hosts]
+    mttr = sorted(seconds for recovered, seconds in recoveries if recovered and seconds is not None)
+    mttd = sorted(v for v in (_seconds(exercise.injected_at, exercise.detected.get(h)) for h in hosts) if v is not None)
+    runs = {result.run.run_id for result in exercise.results.values() if result.run is not None}
     return {
-        "fault": fault.name,
+        "fault": fault_name,
         "hosts": len(hosts),
-        "recovered": len(mttr),
-        "recovery_runs": len(results),
-        "runs": runs,
+        "recovered": sum(recovered for recovered, _seconds in recoveries),
+        "recovery_runs": len(runs),
+        "runs": sorted(runs),
         "mttd_median_s": mttd[len(mttd) // 2] if mttd else None,
         "mttr_median_s": mttr[len(mttr) // 2] if mttr else None,
         "mttr_max_s": mttr[-1] if mttr else None,
-        "errors": watcher.errors,
+        "errors": exercise.errors,
     }

@@ -28,6 +28,7 @@ from notification_emergency import catalogue, watch
 from notification_emergency.errors import EXIT_OK, EXIT_UNHEALTHY
 from notification_emergency.notifier import LEVEL_PRIORITY, Notifier
 from notification_emergency.runner import project_root
+from notification_emergency.store import parse_time
 
 if TYPE_CHECKING:
     from notification_emergency.api import ActionResult, EmergencyToolkit
@@ -77,16 +78,8 @@ class HostDecision:
         return {**asdict(self), "runnable": [step.step for step in self.runnable]}
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 def _started(action: dict[str, Any]) -> datetime:
-    return _parse(action.get("started_at")) or datetime.min.replace(tzinfo=UTC)
+    return parse_time(action.get("started_at")) or datetime.min.replace(tzinfo=UTC)
 
 
 class RecoveryEngine:
@@ -347,15 +340,7 @@ class RecoveryEngine:
         if not found:
             result = self.toolkit.health_check(host, record_incidents=False, action="auto-recover:verify")
             return bool(result.hosts.get(host, {}).get("status") == "healthy")
-        deadline = time.monotonic() + self.policy.verify_s
-        good = 0
-        while True:
-            good = good + 1 if watch.probe(found[0], timeout=2.0).ok else 0
-            if good >= self.policy.verify_probes:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
+        return watch.wait_healthy(found[0], self.policy.verify_s, probes=self.policy.verify_probes).ok
 
     def _escalate(self, decision: HostDecision) -> dict[str, Any]:
         assert decision.escalation is not None

@@ -329,10 +329,15 @@ def _iso(value: datetime | None) -> str | None:
     return _utc(value).isoformat().replace("+00:00", "Z")
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
     return (end - start).total_seconds()
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A time the store gave out (ISO 8601, ``Z`` for UTC) as an aware datetime; None stays None."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _redact(value: Any) -> Any:
@@ -716,7 +721,7 @@ class EventStore:
             "incident_id": row["incident_id"],
             "started_at": _iso(row["started_at"]),
             "finished_at": _iso(row["finished_at"]),
-            "duration_s": _seconds(row["started_at"], row["finished_at"]),
+            "duration_s": seconds_between(row["started_at"], row["finished_at"]),
             "status": row["status"],
             "rc": row["rc"],
             "ok": (row["status"] == "successful" and row["rc"] == 0) if finished else None,
@@ -893,7 +898,7 @@ class EventStore:
             "run_id": row["run_id"],
             "started_at": _iso(row["started_at"]),
             "finished_at": _iso(row["finished_at"]),
-            "duration_s": _seconds(row["started_at"], row["finished_at"]),
+            "duration_s": seconds_between(row["started_at"], row["finished_at"]),
             "outcome": row["outcome"],
             "ok": _ok(row["outcome"]),
             "details": row["details"],
@@ -917,8 +922,8 @@ class EventStore:
             "verified_at": _iso(row["verified_at"]),
             "resolved_at": _iso(row["resolved_at"]),
             "resolution": row["resolution"],
-            "detection_seconds": _seconds(row["started_at"], row["detected_at"]),
-            "recovery_seconds": _seconds(row["detected_at"], row["resolved_at"]),
+            "detection_seconds": seconds_between(row["started_at"], row["detected_at"]),
+            "recovery_seconds": seconds_between(row["detected_at"], row["resolved_at"]),
             "actions": actions,
         }
 
@@ -1200,7 +1205,7 @@ class EventStore:
             if "incident" in wanted:
                 for row in conn.execute(newest(INCIDENTS, INCIDENTS.c.detected_at)).mappings():
                     hosts = ", ".join(row["hosts"] or []) or "no host"
-                    recovery = _seconds(row["detected_at"], row["resolved_at"])
+                    recovery = seconds_between(row["detected_at"], row["resolved_at"])
                     state = f"resolved in {recovery:.0f}s" if recovery is not None else "open"
                     text = f"incident #{row['id']} level {row['level']} {row['failure_type']} on {hosts}: "
                     text += f"{row['summary']} [{state}]"
@@ -1293,8 +1298,8 @@ class EventStore:
 
         def summarise(rows: Sequence[Any]) -> dict[str, Any]:
             resolved = sum(1 for row in rows if row.resolved_at is not None)
-            detection = [d for d in (_seconds(row.started_at, row.detected_at) for row in rows) if d is not None]
-            recovery = [r for r in (_seconds(row.detected_at, row.resolved_at) for row in rows) if r is not None]
+            detection = [d for d in (seconds_between(row.started_at, row.detected_at) for row in rows) if d is not None]
+            recovery = [r for r in (seconds_between(row.detected_at, row.resolved_at) for row in rows) if r is not None]
             return {
                 "incidents": len(rows),
                 "open": len(rows) - resolved,

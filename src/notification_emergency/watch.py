@@ -111,6 +111,20 @@ def probe(target: Target, timeout: float = 1.0, session: requests.Session | None
     return Probe(target.host, at, status == "healthy", status, round(latency, 1), mode, problems)
 
 
+def wait_healthy(target: Target, timeout: float, *, probes: int = 2) -> Probe:
+    """Probe until ``probes`` healthy answers in a row, or ``timeout`` seconds; the last probe says which."""
+    deadline = time.monotonic() + timeout
+    good = 0
+    while True:
+        result = probe(target, timeout=2.0)
+        good = good + 1 if result.ok else 0
+        if good >= probes:
+            return result
+        if time.monotonic() > deadline:
+            return Probe(result.host, result.at, False, result.status, result.latency_ms, result.mode, result.problems)
+        time.sleep(0.1)
+
+
 @dataclass
 class HostState:
     confirmed: str = "healthy"  # healthy | failed

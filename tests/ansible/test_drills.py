@@ -19,7 +19,7 @@ from typing import IO, Any
 import pytest
 
 from notification_emergency.api import EmergencyToolkit
-from notification_emergency.drills import FAULTS, SandboxHost, run_drill
+from notification_emergency.drills import FAULTS, SandboxHost, run_drill, run_fleet_drill
 from notification_emergency.errors import BadInput
 from notification_emergency.watch import Target
 from tests.ansible.conftest import SandboxHost as SharedHost
@@ -58,6 +58,19 @@ def test_each_drill_recovers_or_escalates_as_expected(
         assert incident["detection_seconds"] == pytest.approx(journal["mttd_s"], abs=0.01), "MTTD is in the store"
     written = json.loads(Path(journal["journal"]).read_text())
     assert written["fault"] == fault and written["as_expected"] is True
+
+
+def test_the_fleet_drill_shares_one_recovery_run_and_times_each_host(
+    toolkit: EmergencyToolkit, sandbox_host: SharedHost
+) -> None:
+    """The shared sandbox has one host, so this proves the fleet path (one watch, the hosts confirmed in one
+    round handed to one auto-recover, figures per host); bench/bench_drills.py runs it on 10 hosts."""
+    fleet = run_fleet_drill(toolkit, [sandbox_host.name], "websocket_stopped")
+    assert fleet["errors"] == [] and fleet["recovered"] == 1 and fleet["recovery_runs"] == 1, fleet
+    assert 0 < fleet["mttd_median_s"] < fleet["mttr_max_s"] < 120, fleet
+    [incident] = toolkit.store.incidents()
+    assert incident["status"] == "resolved" and incident["actions"][0]["action"] == "restart_websocket"
+    assert sandbox_host.health()["status"] == "healthy"
 
 
 def test_drills_refuse_a_host_that_is_not_a_sandbox(tmp_path: Path) -> None:
