@@ -1257,6 +1257,30 @@ def service_root(config_path: str) -> str:
     return os.path.dirname(etc_dir) if os.path.basename(etc_dir) == "etc" else etc_dir
 
 
+# Directories under the root that a deployment often mounts on a filesystem of their own (a log volume, a
+# backup volume): each one that is gets a disk check of its own, since the root's free space says nothing
+# about them.
+SEPARATE_VOLUMES = ("log", "backups")
+
+
+def disk_checks(root: str) -> list[dict[str, Any]]:
+    """A disk check of the root's filesystem, and of each of SEPARATE_VOLUMES mounted on another one."""
+    checks = [{"name": "disk", "kind": "disk", "component": "disk", "path": root}]
+    try:
+        root_device = os.stat(root).st_dev
+    except OSError:
+        return checks  # the disk check itself reports the missing root
+    for name in SEPARATE_VOLUMES:
+        path = os.path.join(root, name)
+        try:
+            separate = os.path.isdir(path) and os.stat(path).st_dev != root_device
+        except OSError:
+            separate = False
+        if separate:
+            checks.append({"name": f"disk_{name}", "kind": "disk", "component": "disk", "path": path})
+    return checks
+
+
 def default_checks(config_path: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], set[str]]:
     """The default checks (docs/health-result.md) derived from the service's config.yml; and its secrets.
 
@@ -1382,7 +1406,7 @@ def default_checks(config_path: str, params: dict[str, Any]) -> tuple[list[dict[
                     "_disabled": legacy and role == "websocket",
                 }
             )
-    checks.append({"name": "disk", "kind": "disk", "component": "disk", "path": root})
+    checks.extend(disk_checks(root))
     checks.append({"name": "config", "kind": "file", "component": "config", "path": config_path})
     templates_dir = _config_path(data.get("templates_dir"), etc_dir) or os.path.join(root, "templates", "active")
     checks.append(
@@ -1419,7 +1443,7 @@ def _checks_without_config(config_path: str, problem: str, params: dict[str, Any
     if params.get("manager"):
         for name, role in (("web_process", "web"), ("websocket_process", "websocket")):
             checks.append({"name": name, "kind": "process", "component": role, "service": services[role]})
-    checks.append({"name": "disk", "kind": "disk", "component": "disk", "path": root})
+    checks.extend(disk_checks(root))
     checks.append(
         {
             "name": "config",

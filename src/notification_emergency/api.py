@@ -409,6 +409,13 @@ class EmergencyToolkit:
             "backup", "backup.yml", {"backup_label": label}, limit=limit, check=check, diff=diff, done="backed up"
         )
 
+    def drain_backlog(self, *, limit: str | None = None, check: bool = False, diff: bool = False) -> ActionResult:
+        """Move the pending WebSocket backlog into the flash store (each shown once on the user's next page).
+        Touches data: the engine never runs it; an operator does, when a delivery backlog was escalated."""
+        return self._mutating(
+            "drain-backlog", "drain_backlog.yml", {}, limit=limit, check=check, diff=diff, done="drained"
+        )
+
     def rollback(
         self,
         *,

@@ -401,6 +401,26 @@ def backup(
     )
 
 
+@app.command("drain-backlog")
+def drain_backlog(
+    inventory: Inventory = None,
+    limit: Limit = None,
+    check: Check = False,
+    diff: Diff = False,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+    timeout: Timeout = None,
+) -> None:
+    """Move the pending WebSocket backlog into the flash store: each waiting user sees every notification
+    once, on their next page. Backed up first. It touches data, so auto-recover never runs it: this is the
+    step an escalated delivery backlog asks a human for.
+
+    Example: notification-emergency drain-backlog --limit sandbox-01
+    """
+    _act(as_json, verbose, inventory, store, timeout, lambda t: t.drain_backlog(limit=limit, check=check, diff=diff))
+
+
 @app.command()
 def rollback(
     serial: Annotated[str | None, typer.Option(help="Hosts per batch: a number or a percentage (25%).")] = None,
@@ -592,6 +612,14 @@ def watch(
         bool, typer.Option("--recover/--no-recover", help="Start auto-recover on a confirmed failure.")
     ] = True,
     duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds.")] = None,
+    deep_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between deep checks (the health playbook: pending queue, disk, processes), which see "
+            "what probes cannot; 0 turns them off.",
+        ),
+    ] = 30.0,
     inventory: Inventory = None,
     limit: Limit = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line for each change.")] = False,
@@ -649,6 +677,7 @@ def watch(
             on_failure=on_failure,
             on_probe=on_probe,
             on_change=on_change,
+            deep_every=deep_every,
         )
     except ToolkitError as exc:
         _fail(exc.message, exc.exit_code, as_json)
@@ -658,7 +687,10 @@ def watch(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     hosts = ", ".join(t.host for t in watcher.targets)
-    err.print(f"watching {hosts} every {interval} s (failure after {fail_threshold}, recovery after {ok_threshold})")
+    deep = f", deep check every {deep_every:g} s" if deep_every else ", no deep checks"
+    err.print(
+        f"watching {hosts} every {interval} s (failure after {fail_threshold}, recovery after {ok_threshold}{deep})"
+    )
     try:
         watcher.run(duration=duration)
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,10 +21,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import requests
+import yaml
 
 from notification_emergency.engine import Policy
 from notification_emergency.errors import BadInput
@@ -38,12 +43,13 @@ SANDBOX_MARKER = ".notification-sandbox"
 # real fleet from flapping, would stop the engine from acting on the next drill. Everything else is as in
 # production (the same plan, the same steps that never run automatically, the same escalation).
 DRILL_POLICY = Policy(throttle_s=0.0, breaker_max=1_000_000)
+DRILL_DEEP_EVERY = 3.0
 
 
 class SandboxHost:
     """The handles a fault needs on a local sandbox host."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, variables: dict[str, Any] | None = None) -> None:
         if not target.sandbox or not target.root or not (Path(target.root) / SANDBOX_MARKER).is_file():
             raise BadInput(
                 f"{target.host} is not a sandbox host (no notification_sandbox flag or no {SANDBOX_MARKER} in its "
@@ -51,6 +57,8 @@ class SandboxHost:
             )
         self.target = target
         self.root = Path(target.root)
+        self.variables = variables or {}
+        self.toolkit: EmergencyToolkit | None = None  # for a fault whose undo is a toolkit action
 
     def supervisorctl(self, *args: str) -> str:
         proc = subprocess.run(
@@ -140,6 +148,74 @@ def _take_websocket_port(host: SandboxHost) -> Undo:
     return undo
 
 
+def _back_up_queue(host: SandboxHost) -> Undo:
+    """Pile up notifications for a user who is not connected, one more than the host's pending-queue limit:
+    real notifications through the service's own API, each a pending WebSocket delivery in the database and
+    an entry in the Redis pending queue. The engine must not move them (that touches data): it escalates,
+    and the drill then does what the on-call would, runs drain_backlog.yml."""
+    limit = int(host.variables.get("notification_pending_max_length", 1000))
+    secrets = yaml.safe_load((host.root / "etc" / "secrets.yml").read_text())
+    headers = {"Authorization": f"Bearer {secrets['api_token']}"}
+    url = f"{host.target.web_url}/api/notifications"
+
+    def post(number: int) -> None:
+        body = {"user": "drill-offline-user", "title": f"backlog drill {number}", "priority": "low"}
+        requests.post(url, json=body, headers=headers, timeout=10).raise_for_status()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(post, range(limit + 1 + 10)))
+
+    def undo() -> None:
+        assert host.toolkit is not None
+        host.toolkit.drain_backlog(limit=host.target.host)
+
+    return undo
+
+
+def _fill_log_volume(host: SandboxHost) -> Undo:
+    """Give the host's log directory a small filesystem of its own (a 16 MiB tmpfs, as a log volume would be)
+    and fill it with rotated logs past their retention until its free space is under the host's threshold.
+    prune.yml (step prune_logs) deletes exactly those files, so the engine can recover it."""
+    log_dir = host.root / "log"
+    if os.path.ismount(log_dir):
+        raise BadInput(f"{log_dir} is a mount point already: a previous disk drill did not finish; umount it")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "notification-drill", str(log_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        raise BadInput(
+            f"the disk drill gives {log_dir} a small tmpfs of its own and could not mount it "
+            f"({mounted.stderr.strip()}); run it as root on a machine that allows mounts"
+        )
+    threshold = float(host.variables.get("notification_disk_min_free_percent", 5))
+    old = time.time() - 30 * 86400
+    chunk = b"x" * (1024 * 1024)  # rotated logs of a MiB each
+    number = 0
+    try:
+        while True:
+            usage = shutil.disk_usage(log_dir)
+            if usage.free / usage.total * 100 < threshold / 2:
+                break
+            number += 1
+            path = log_dir / f"notification-drill.log.{number}"
+            try:
+                path.write_bytes(chunk)
+            except OSError:  # full: that is the point
+                break
+            os.utime(path, (old, old))
+    except BaseException:
+        subprocess.run(["umount", "-l", str(log_dir)], check=False)
+        raise
+
+    def undo() -> None:
+        subprocess.run(["umount", "-l", str(log_dir)], check=False)
+
+    return undo
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
@@ -148,6 +224,7 @@ class Fault:
     recovers: bool  # True: recovered automatically; False: must escalate
     inject: Callable[[SandboxHost], Undo]
     self_heals: bool = False  # the process manager may bring it back before anything is detected
+    deep: bool = False  # only the watch's deep check (the health playbook) sees it, not the probes
 
 
 FAULTS: dict[str, Fault] = {
@@ -198,6 +275,22 @@ FAULTS: dict[str, Fault] = {
             False,
             _take_websocket_port,
         ),
+        Fault(
+            "queue_backed_up",
+            "Notifications pile up for a user who is not connected, past the host's pending-queue limit.",
+            "delivery_backlog",
+            False,
+            _back_up_queue,
+            deep=True,
+        ),
+        Fault(
+            "disk_full",
+            "The host's log volume (a small filesystem of its own) fills with old rotated logs.",
+            "disk_pressure",
+            True,
+            _fill_log_volume,
+            deep=True,
+        ),
     )
 }
 
@@ -244,7 +337,9 @@ def _exercise(
     """Steady state, inject into every host, one watch over them until the engine has acted on each (or the
     fault healed by itself), undo, steady state again (emergency mode off where the drill escalated)."""
     found = {target.host: target for target in targets(toolkit, ",".join(hosts))}
-    sandboxes = [SandboxHost(found[host]) for host in hosts]
+    sandboxes = [SandboxHost(found[host], toolkit.inventory.hostvars.get(host, {})) for host in hosts]
+    for sandbox in sandboxes:
+        sandbox.toolkit = toolkit
     for host in hosts:
         _steady(found[host], steady_timeout)
     lock = threading.Lock()
@@ -264,7 +359,9 @@ def _exercise(
         return result
 
     def on_probe(result: Probe, _state: Any) -> None:
-        healed_alone = result.host not in exercise.detected and time.monotonic() - injected_mono > 5
+        healed_alone = (
+            fault.self_heals and result.host not in exercise.detected and time.monotonic() - injected_mono > 5
+        )
         if (
             result.ok
             and result.host not in exercise.first_healthy
@@ -286,6 +383,10 @@ def _exercise(
         fail_threshold=fail_threshold,
         on_failure=on_failure,
         on_probe=on_probe,
+        # Faults only a deep check sees get one every few seconds; for the others it runs at the production
+        # period, so it costs the drill what it costs a real watch.
+        deep_every=DRILL_DEEP_EVERY if fault.deep else Watcher.DEEP_EVERY,
+        deep_at_start=False,  # the steady state was just checked; the first deep check comes one period later
     )
     injected_mono = time.monotonic()
     exercise.injected_at = datetime.now(UTC)

@@ -297,6 +297,17 @@ class RecoveryEngine:
         verify_started = time.monotonic()
         with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
             verdicts = dict(zip(hosts, pool.map(self._verify, hosts), strict=True))
+        # A failure the probes cannot see (a backlog, a full disk, or one nothing classified) is verified by
+        # the health check that found it: probes alone would call it fixed after any step.
+        blind = [
+            host
+            for host in hosts
+            if verdicts[host] and set(cases[host].decision.failures) & (watch.DEEP_ONLY_TYPES | {catalogue.UNKNOWN})
+        ]
+        if blind:
+            check = self.toolkit.health_check(",".join(blind), record_incidents=False, action="auto-recover:verify")
+            for host in blind:
+                verdicts[host] = check.hosts.get(host, {}).get("status") == "healthy"
         verify_s = time.monotonic() - verify_started
         for host in hosts:
             case = cases[host]

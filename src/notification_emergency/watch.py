@@ -7,6 +7,11 @@ the active templates) and the WebSocket process's own ``GET /health``.
 A host is *confirmed failed* after ``fail_threshold`` failed probes in a row and *confirmed healthy* after
 ``ok_threshold`` good ones, so one slow answer does not start a recovery. The first failed probe is the
 failure's start, the confirmation its detection: both go to the incident, so detection time is measured.
+
+Some failures no probe can see: the pending queue backing up, the disk filling. A *deep check* (the health
+playbook, every ``deep_every`` seconds, in the background) reads them; until a later deep check finds the
+host healthy again, every probe of that host counts as failed with the deep check's findings, so the same
+thresholds and the same one-recovery-per-episode rule apply.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from notification_emergency.errors import BadInput
 
 if TYPE_CHECKING:
     from notification_emergency.api import EmergencyToolkit
+
+
+# The failure types only the deep check sees (the health module reads the pending queue and the free disk
+# space; the probes do not). The engine verifies a recovery from these with a deep check, not with probes.
+DEEP_ONLY_TYPES = frozenset({"delivery_backlog", "disk_pressure"})
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,8 @@ class Watcher:
     The hosts confirmed failed in the same round go together (``started_at`` maps each to its first failed
     probe), so a fleet-wide failure is one recovery run, not one per host."""
 
+    DEEP_EVERY = 30.0
+
     def __init__(
         self,
         toolkit: EmergencyToolkit,
@@ -153,10 +165,21 @@ class Watcher:
         on_failure: Callable[[list[str], dict[str, datetime], datetime], Any] | None = None,
         on_probe: Callable[[Probe, HostState], None] | None = None,
         on_change: Callable[[str, str, Probe], None] | None = None,
+        deep_every: float = DEEP_EVERY,
+        deep_at_start: bool = True,
     ) -> None:
         if interval <= 0 or fail_threshold < 1 or ok_threshold < 1 or timeout <= 0:
             raise BadInput("--interval and --timeout must be positive, the thresholds at least 1")
+        if deep_every < 0:
+            raise BadInput("--deep-every must be 0 (no deep checks) or a number of seconds")
         self.toolkit = toolkit
+        self.limit = limit
+        self.deep_every = deep_every
+        self.deep_at_start = deep_at_start  # else the first deep check comes one period after the start
+        self.deep: dict[str, list[str]] = {}  # host -> findings of the latest deep check that found it unhealthy
+        self.deep_checks = 0
+        self._deep_due = threading.Event()
+        self._settled: dict[str, float] = {}  # host -> when its last recovery run ended (monotonic)
         self.targets = targets(toolkit, limit)
         self.interval = interval
         self.fail_threshold = fail_threshold
@@ -180,6 +203,10 @@ class Watcher:
             result = self.on_failure(hosts, started_at, detected_at)
             with self._lock:
                 self.results.append(result)
+                rows = getattr(result, "hosts", None) or {}
+                for host in hosts:  # verified healthy by the engine: the deep findings are out of date
+                    if rows.get(host, {}).get("status") in ("recovered", "healthy"):
+                        self.deep.pop(host, None)
         except Exception as exc:  # the watch goes on; the error is kept and shown, not lost in a thread
             with self._lock:
                 self.errors.append(f"{', '.join(hosts)}: {type(exc).__name__}: {exc}")
@@ -187,10 +214,55 @@ class Watcher:
             with self._lock:
                 for host in hosts:
                     self.states[host].recovering = False
+                    self._settled[host] = time.monotonic()
+            self._deep_due.set()  # look again soon, rather than a full period later
+
+    def deep_check(self) -> None:
+        """One deep check of every watched host (the health playbook: queue, disk, processes, everything)."""
+        started = time.monotonic()
+        result = self.toolkit.health_check(self.limit, record_incidents=False, action="watch:deep-check")
+        with self._lock:
+            self.deep_checks += 1
+            for host, row in result.hosts.items():
+                if host not in self.states:
+                    continue
+                if row.get("status") == "healthy":
+                    self.deep.pop(host, None)
+                elif started >= self._settled.get(host, 0.0) and not self.states[host].recovering:
+                    # (a check that began before the host's last recovery ended says nothing about it now)
+                    what = row.get("primary") or row.get("status")
+                    self.deep[host] = [f"deep check: {what}: {row.get('summary') or ''}".rstrip(": ")]
+
+    def _deep_loop(self) -> None:
+        first = True
+        while not self.stop_event.is_set():
+            if not (first and self.deep_at_start):
+                deadline = time.monotonic() + self.deep_every
+                while not self.stop_event.is_set() and not self._deep_due.is_set() and time.monotonic() < deadline:
+                    self._deep_due.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+                if self.stop_event.is_set():
+                    break
+            first = False
+            self._deep_due.clear()
+            try:
+                self.deep_check()
+            except Exception as exc:  # a failed deep check is reported, and the probes go on
+                with self._lock:
+                    self.errors.append(f"deep check: {type(exc).__name__}: {exc}")
+
+    def _with_deep(self, result: Probe) -> Probe:
+        with self._lock:
+            findings = self.deep.get(result.host)
+        if not findings:
+            return result
+        status = result.status if not result.ok else "degraded"
+        problems = [*result.problems, *findings]
+        return Probe(result.host, result.at, False, status, result.latency_ms, result.mode, problems)
 
     def step(self, pool: ThreadPoolExecutor, sessions: dict[str, requests.Session]) -> list[Probe]:
         """One round of probes, and the state changes they cause."""
-        probes = list(pool.map(lambda t: probe(t, self.timeout, sessions[t.host]), self.targets))
+        answers = pool.map(lambda t: probe(t, self.timeout, sessions[t.host]), self.targets)
+        probes = [self._with_deep(answer) for answer in answers]
         confirmed: list[Probe] = []
         for result in probes:
             state = self.states[result.host]
@@ -232,6 +304,9 @@ class Watcher:
         """Probe until stopped (``stop()``, Ctrl-C in the CLI), ``duration`` seconds pass or ``until()`` holds."""
         ends = time.monotonic() + duration if duration else None
         sessions = {target.host: requests.Session() for target in self.targets}
+        deep = threading.Thread(target=self._deep_loop, name="deep-check", daemon=True) if self.deep_every else None
+        if deep:
+            deep.start()
         with ThreadPoolExecutor(max_workers=min(32, max(1, len(self.targets)))) as pool:
             while not self.stop_event.is_set():
                 started = time.monotonic()
@@ -239,8 +314,11 @@ class Watcher:
                 if (ends is not None and time.monotonic() >= ends) or (until is not None and until()):
                     break
                 self.stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        self.stop_event.set()  # (ended by duration or until(): the deep checks stop too)
         for worker in self._workers:
             worker.join()
+        if deep:
+            deep.join()
         for session in sessions.values():
             session.close()
 
