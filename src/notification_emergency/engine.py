@@ -210,6 +210,10 @@ class RecoveryEngine:
         if dry_run:
             return self.explain(limit)
         health = self.toolkit.health_check(limit, action="auto-recover", started_at=started_at, detected_at=detected_at)
+        if not health.hosts and not health.ok:  # the check itself failed: nothing is known, nothing is fine
+            health.action = "auto-recover"
+            health.message = f"auto-recover could not check the hosts: {health.message}"
+            return health
         check_s = round(health.run.duration_s, 3) if health.run else None
         outcomes: dict[str, dict[str, Any]] = {}
         cases: dict[str, _Case] = {}
@@ -369,6 +373,7 @@ class RecoveryEngine:
             ENGINE_ACTOR,
             level=plan["level"],
             limit=decision.host,
+            notify=False,  # the escalation's own notification follows: one, not two
         )
         delivery = self.notifier.send(plan["title"], message, plan["priority"], incident_id=decision.incident)
         if decision.incident is not None:

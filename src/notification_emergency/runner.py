@@ -424,6 +424,10 @@ def _run(
             envvars={
                 "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
                 "ANSIBLE_NOCOLOR": "1",
+                # Run from inside another ansible-runner job (AWX, ansible-rulebook running auto_recover.yml),
+                # the environment names that job's callback (awx_display), which this run does not have:
+                # ansible-playbook would stop before the first task (rc 250).
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
                 # The ansible-playbook of this interpreter's environment, even when it is not activated.
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             },
