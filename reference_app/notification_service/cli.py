@@ -104,6 +104,30 @@ def cmd_carry_pending(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify(config: Config, args: argparse.Namespace) -> int:
+    """Store a notification for the flash channel straight in the database: no web process, no Redis.
+
+    The toolkit's last way to reach users when the web process is down: each recipient sees it as a flash
+    message on the next page, in either mode (a page claims pending ``flash`` deliveries in both)."""
+    from .db import PRIORITIES, USER_RULE, valid_user
+    from .web import MESSAGE_MAX, TITLE_MAX
+
+    if args.user != "*" and not valid_user(args.user):
+        _error(f"--user must be '*' (everyone) or a user name ({USER_RULE}); got {args.user!r}", 2, json_output=True)
+    title = args.title.strip()
+    if not title or len(title) > TITLE_MAX:
+        _error(f"--title must be a non-empty string of at most {TITLE_MAX} characters", 2, json_output=True)
+    if len(args.message) > MESSAGE_MAX:
+        _error(f"--message must be at most {MESSAGE_MAX} characters", 2, json_output=True)
+    if args.priority not in PRIORITIES:
+        _error(f"--priority must be one of {', '.join(PRIORITIES)}; got {args.priority!r}", 2, json_output=True)
+    created = _database(config).create_notification(
+        None if args.user == "*" else args.user, title, args.message, args.priority, "flash"
+    )
+    _print_json({"id": created.id, "recipients": len(created.recipients), "channel": created.channel})
+    return 0
+
+
 def cmd_stats(config: Config, args: argparse.Namespace) -> int:
     _print_json(_database(config).stats())
     return 0
@@ -127,10 +151,11 @@ COMMANDS: dict[str, tuple[Callable[[Config, argparse.Namespace], int], str]] = {
     "websocket": (cmd_websocket, "run the websocket process (gunicorn, 1 worker, 100 threads)"),
     "check-config": (cmd_check_config, "validate config.yml and the secrets file; print JSON"),
     "carry-pending": (cmd_carry_pending, "move pending websocket deliveries to the flash store"),
+    "notify": (cmd_notify, "store a notification for the flash channel (next page) without the web process"),
     "stats": (cmd_stats, "print delivery counts as JSON"),
     "probe": (cmd_probe, "send a notification and see it arrive (Socket.IO client, or flash message in legacy mode)"),
 }
-JSON_COMMANDS = frozenset({"check-config", "carry-pending", "stats", "probe"})
+JSON_COMMANDS = frozenset({"check-config", "carry-pending", "notify", "stats", "probe"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--timeout", type=float, default=10.0, metavar="S", help="give up after S seconds (default 10)"
             )
+        if name == "notify":
+            sub.add_argument("--user", required=True, help="a user name, or '*' for every known user")
+            sub.add_argument("--title", required=True, help="the notification's title")
+            sub.add_argument("--message", default="", help="its text (default: none)")
+            sub.add_argument("--priority", default="normal", help="low, normal, high or critical (default normal)")
     return parser
 
 

@@ -25,14 +25,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__, redisq
 from .config import Config, ConfigHolder
-from .db import PRIORITIES, USER_RULE, Database, describe_error, valid_user
+from .db import CHANNELS, PRIORITIES, USER_RULE, Database, describe_error, valid_user
 from .emergency import read_emergency
 from .tokens import MAX_AGE_SECONDS, make_ws_token
 
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-NOTIFICATION_FIELDS = ("user", "title", "message", "priority")
+NOTIFICATION_FIELDS = ("user", "title", "message", "priority", "channel")
 TITLE_MAX = 200
 MESSAGE_MAX = 5000
 
@@ -378,7 +378,13 @@ def create_app(config: Config) -> Flask:
             return _error(400, f"field 'priority' must be one of {', '.join(PRIORITIES)}; got {priority!r}")
 
         config = cfg()
-        channel = config.delivery_channel
+        channel = body.get("channel") or config.delivery_channel
+        if channel not in CHANNELS:
+            return _error(400, f"field 'channel' must be one of {', '.join(CHANNELS)} (or absent); got {channel!r}")
+        if channel == "websocket" and config.delivery_channel != "websocket":
+            return _error(
+                409, f"channel 'websocket' is off in mode {config.mode}; send channel 'flash' or leave 'channel' out"
+            )
         try:
             created = resources.database(config).create_notification(
                 None if user == "*" else user, title.strip(), message, priority, channel

@@ -48,6 +48,7 @@ from notification_emergency.store import EventStore, state_dir
 
 if TYPE_CHECKING:
     from notification_emergency.engine import Policy
+    from notification_emergency.notifier import Notifier
 
 Inputs = Mapping[str, Any]
 
@@ -345,12 +346,17 @@ class EmergencyToolkit:
         limit: str | None = None,
         check: bool = False,
         diff: bool = False,
+        notify: bool = True,
     ) -> ActionResult:
-        """Turn emergency mode on (a banner for users with the reason); recorded with who and why."""
+        """Turn emergency mode on (a banner for users with the reason); recorded with who and why.
+
+        ``notify``: also send a notification at the level's priority (the channels are checked first, so a
+        bad channels file stops this before anything runs); the engine, which notifies itself, passes False."""
         if not reason or not reason.strip():
             raise BadInput("--reason is required and must not be empty: say why, it is shown to users")
         if not triggered_by or not triggered_by.strip():
             raise BadInput("--triggered-by is required: who or what activates emergency mode")
+        notifier = self._emergency_notifier(notify and not check)
         result = self._mutating(
             "activate-emergency",
             "emergency_activate.yml",
@@ -360,6 +366,8 @@ class EmergencyToolkit:
             diff=diff,
             done=f"emergency mode active (level {level})",
         )
+        if isinstance(notifier, BadInput):
+            _notification_not_sent(result, notifier)
         if not check and result.run is not None:
             changed = sorted(h for h, row in result.hosts.items() if row.get("status") == "ok")
             if changed:
@@ -371,6 +379,15 @@ class EmergencyToolkit:
                     level=level,
                     run_id=result.run.run_id,
                 )
+                if notifier is not None and not isinstance(notifier, BadInput):
+                    self._notify_emergency(
+                        result,
+                        notifier,
+                        f"Emergency mode on: {reason}",
+                        f"{reason} (emergency level {level}, activated by {triggered_by}).",
+                        level,
+                        changed,
+                    )
         return result
 
     def deactivate_emergency(
@@ -380,10 +397,13 @@ class EmergencyToolkit:
         limit: str | None = None,
         check: bool = False,
         diff: bool = False,
+        notify: bool = True,
     ) -> ActionResult:
-        """Turn emergency mode off; recorded with who resolved it."""
+        """Turn emergency mode off; recorded with who resolved it. ``notify``: also send a notification, at
+        the priority of the level the emergency was activated with."""
         if not resolved_by or not resolved_by.strip():
             raise BadInput("--resolved-by is required: who resolved the emergency")
+        notifier = self._emergency_notifier(notify and not check)
         result = self._mutating(
             "deactivate-emergency",
             "emergency_deactivate.yml",
@@ -393,12 +413,31 @@ class EmergencyToolkit:
             diff=diff,
             done="emergency mode off",
         )
+        if isinstance(notifier, BadInput):
+            _notification_not_sent(result, notifier)
         if not check and result.run is not None:
             done = sorted(h for h, row in result.hosts.items() if row.get("status") == "ok")
             if done:
                 self.store.record_emergency(
                     action="deactivated", hosts=done, actor=resolved_by, run_id=result.run.run_id
                 )
+                if notifier is not None and not isinstance(notifier, BadInput):
+                    activated = next(
+                        (
+                            e
+                            for e in self.store.emergencies(limit=200)
+                            if e["action"] == "activated" and set(e["hosts"]) & set(done)
+                        ),
+                        None,
+                    )
+                    self._notify_emergency(
+                        result,
+                        notifier,
+                        "Emergency mode off",
+                        f"The emergency is over (resolved by {resolved_by}); notifications work normally again.",
+                        int((activated or {}).get("level") or 2),
+                        done,
+                    )
         return result
 
     def backup(
@@ -522,6 +561,116 @@ class EmergencyToolkit:
             data={"drills": journals},
         )
 
+    # -- notifications ---------------------------------------------------------------------------------
+
+    def notifier(self, channels: str | Path | None = None) -> Notifier:
+        """The notifier of this toolkit (users reached through its inventory's hosts); ``channels``: the
+        channels file (default: ``NOTIFICATION_EMERGENCY_CHANNELS``, else ``channels.yml`` in the state
+        directory). Reading it checks it: a bad one is a BadInput naming the file, the entry and the fix."""
+        from notification_emergency.notifier import Notifier
+
+        cache: dict[str, Notifier] = self.__dict__.setdefault("_notifiers", {})  # one per channels file
+        key = str(channels or "")
+        if key not in cache:
+            cache[key] = Notifier(self.store, self.home, actor=self.actor, channels=channels, toolkit=self)
+        return cache[key]
+
+    def check_channels(self, channels: str | Path | None = None) -> ActionResult:
+        """Read and check the channel configuration; sends nothing. The URLs in the answer are masked."""
+        config = self.notifier(channels).config
+        described = config.describe()
+        names = ", ".join(described["channels"]) or "none"
+        return ActionResult(
+            "check-channels",
+            True,
+            EXIT_OK,
+            f"channels from {config.source}: {names}; routing "
+            + "; ".join(f"{p}: {', '.join(c) or 'file'}" for p, c in described["routing"].items()),
+            data={"channels": described},
+        )
+
+    def send_notification(
+        self,
+        title: str,
+        message: str = "",
+        priority: str = "high",
+        *,
+        limit: str | None = None,
+        channels: str | Path | None = None,
+        failed_components: Sequence[str] = (),
+        incident_id: int | None = None,
+    ) -> ActionResult:
+        """Send a notification to the application's users and to operators by the channels its priority is
+        routed to, with fallbacks and retries; every attempt is recorded. Exits 1 when no channel delivered
+        it. ``failed_components`` (web, websocket, redis, database): what is broken, so that no channel depends
+        on it; ``limit``: the application hosts the users channel goes through."""
+        delivery = self.notifier(channels).send(
+            title, message, priority, incident_id=incident_id, failed_components=failed_components, limit=limit
+        )
+        if delivery.duplicate:
+            text = (
+                f"notification {delivery.notification_id} was already delivered by {delivery.channel} within the "
+                "de-duplication window; not sent again"
+            )
+        elif delivery.delivered:
+            text = f"notification {delivery.notification_id} delivered by {', '.join(delivery.channels)}"
+            if delivery.failed:
+                text += "; NOT by " + "; ".join(delivery.failed.values())
+        else:
+            text = f"NOT DELIVERED: every channel failed for notification {delivery.notification_id}: " + (
+                "; ".join(delivery.failed.values()) or "no channel"
+            )
+            if delivery.kept_in_file:
+                text += f"; kept only in {self.home / 'notifications.log'}"
+        from contextlib import suppress
+
+        with suppress(BadInput):  # the store is down: the notification went out all the same
+            self.store.audit(
+                actor=self.actor,
+                action="send-notification",
+                target=priority,
+                details={
+                    "notification_id": delivery.notification_id,
+                    "delivered": delivery.delivered,
+                    "channels": delivery.channels,
+                    "duplicate": delivery.duplicate,
+                },
+            )
+        return ActionResult(
+            "send-notification",
+            delivery.delivered,
+            EXIT_OK if delivery.delivered else EXIT_FAILED,
+            text,
+            data={"notification": delivery.to_json()},
+        )
+
+    def notifications(self, *, since: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recorded notifications, newest first, each with its attempts and the channel that delivered it."""
+        return self.store.notifications(since=since, limit=limit)
+
+    def _emergency_notifier(self, wanted: bool) -> Notifier | BadInput | None:
+        """The notifier for an emergency-mode switch, read before anything runs. A bad channels file does not
+        stop the switch (users need the banner more than operators need the message): it is returned, and
+        the result says loudly that no notification was sent and why."""
+        if not wanted:
+            return None
+        try:
+            return self.notifier()
+        except BadInput as exc:
+            return exc
+
+    def _notify_emergency(
+        self, result: ActionResult, notifier: Notifier, title: str, message: str, level: int, hosts: list[str]
+    ) -> None:
+        from notification_emergency.notifier import LEVEL_PRIORITY
+
+        delivery = notifier.send(title, message, LEVEL_PRIORITY.get(level, "high"), limit=",".join(hosts))
+        result.data["notification"] = delivery.to_json()
+        if delivery.delivered:
+            result.message += f"; notified via {', '.join(delivery.channels)}"
+        else:
+            result.message += "; notification NOT DELIVERED: " + ("; ".join(delivery.failed.values()) or "no channel")
+
     # -- the record ------------------------------------------------------------------------------------
 
     def events(
@@ -557,6 +706,11 @@ class EmergencyToolkit:
             status.run if status else None,
             data={"files": [str(f) for f in files], "statistics": report["statistics"]},
         )
+
+
+def _notification_not_sent(result: ActionResult, error: BadInput) -> None:
+    result.message += f"; notification NOT SENT, the channels are misconfigured: {error.message}"
+    result.data["notification_error"] = error.message
 
 
 def _exit_code(run: RunResult) -> int:

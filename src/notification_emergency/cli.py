@@ -650,6 +650,7 @@ def watch(
 
     try:
         toolkit = _toolkit(inventory, store, verbose)
+        toolkit.notifier()  # a bad channels file is refused now, not at the first escalation
 
         def on_failure(hosts: list[str], started_at: dict[str, datetime], detected_at: datetime) -> Any:
             if not recover:
@@ -903,6 +904,235 @@ def generate_report(
         return result
 
     _act(as_json, verbose, inventory, store, None, call, _summary)
+
+
+class Priority(StrEnum):
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+class Broken(StrEnum):
+    web = "web"
+    websocket = "websocket"
+    redis = "redis"
+    database = "database"
+
+
+Channels = Annotated[
+    str | None,
+    typer.Option(
+        "--channels",
+        envvar="NOTIFICATION_EMERGENCY_CHANNELS",
+        help="The channels file (docs/notifications.md). Default: channels.yml in the state directory.",
+    ),
+]
+
+
+def _render_attempts(attempts: list[dict[str, Any]]) -> None:
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("AT", "CHANNEL", "TRY", "OUTCOME", "DETAIL"):
+        table.add_column(column)
+    for attempt in attempts:
+        outcome = attempt["outcome"]
+        style = {"delivered": "green", "failed": "red", "kept": "yellow"}.get(outcome, "")
+        table.add_row(
+            str(attempt["at"])[11:23],
+            attempt["channel"],
+            str(attempt.get("attempt", "")),
+            f"[{style}]{outcome}[/{style}]" if style else outcome,
+            attempt.get("error") or attempt.get("detail") or "",
+        )
+    if attempts:
+        out.print(table)
+
+
+def _render_delivery(result: Any) -> None:
+    note = result.data["notification"]
+    _render_attempts(note["attempts"])
+    for name, reason in note["skipped"].items():
+        out.print(f"[yellow]skipped[/yellow] {name}: {reason}")
+    if not result.ok:
+        out.print(f"[bold red]{result.message}[/bold red]")
+        err.print(
+            "[bold red]error: the notification reached nobody: every channel failed.[/bold red] "
+            "Check the channels (send-notification --check-config) and tell the people concerned another way.",
+            markup=True,
+        )
+    elif note["failed"]:
+        out.print(f"[yellow]PARTLY DELIVERED[/yellow] {result.message}")
+    else:
+        out.print(f"[green]OK[/green] {result.message}")
+
+
+@app.command("send-notification")
+def send_notification(
+    title: Annotated[str | None, typer.Option(help="The title (required unless --check-config).")] = None,
+    message: Annotated[str, typer.Option(help="The text.")] = "",
+    priority: Annotated[
+        Priority, typer.Option(help="critical, high, medium or low: decides the channels (routing).")
+    ] = Priority.high,
+    failed_component: Annotated[
+        list[Broken] | None,
+        typer.Option(
+            "--failed-component", help="A component known to be down (repeatable): no channel will depend on it."
+        ),
+    ] = None,
+    check_config: Annotated[
+        bool, typer.Option("--check-config", help="Only read and check the channels file (URLs masked); send nothing.")
+    ] = False,
+    channels: Channels = None,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    as_json: AsJson = False,
+    verbose: Verbose = 0,
+    store: Store = None,
+) -> None:
+    """Send a notification to the application's users and to operators, by the channels its priority is
+    routed to (each with retries, then its fallback; notifications.log as the last resort). Every attempt
+    is recorded. Exits 1, saying so loudly, when no channel delivered it; 2 on a bad channels file.
+
+    Example: notification-emergency send-notification --title "Notifications delayed" --priority high
+    """
+    if check_config:
+
+        def render_config(result: Any) -> None:
+            config = result.data["channels"]
+            out.print(f"channels file: {config['source']}")
+            for name, channel in config["channels"].items():
+                fallback = f" (fallback: {channel['fallback']})" if channel["fallback"] else ""
+                out.print(f"  {name}: {channel['url']}{fallback}")
+            out.print("routing (each listed channel gets it; a -> b: b when a fails):")
+            for name, routed in config["routing"].items():
+                out.print(f"  {name}: {', '.join(routed) or 'file'}")
+            _summary(result)
+
+        _act(as_json, verbose, inventory, store, None, lambda t: t.check_channels(channels), render_config)
+    if not title or not title.strip():
+        _fail("--title is required: what the notification is about", EXIT_BAD_INPUT, as_json)
+    broken = [component.value for component in failed_component or []]
+    _act(
+        as_json,
+        verbose,
+        inventory,
+        store,
+        None,
+        lambda t: t.send_notification(
+            title, message, priority.value, limit=limit, channels=channels, failed_components=broken
+        ),
+        _render_delivery,
+    )
+
+
+@app.command()
+def notifications(
+    since: Since = None,
+    limit: Annotated[int, typer.Option("--last", "-n", min=1, help="How many notifications, newest first.")] = 50,
+    attempts: Annotated[bool, typer.Option("--attempts", help="Show every delivery attempt too.")] = False,
+    as_json: AsJson = False,
+    store: Store = None,
+) -> None:
+    """Notifications, newest first: whether each was delivered and by which channel, and the attempts.
+
+    Example: notification-emergency notifications --since 24h --attempts
+    """
+
+    def render(data: dict[str, Any]) -> None:
+        rows = data["notifications"]
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for column in ("AT", "ID", "PRIORITY", "STATUS", "BY", "TRIES", "TITLE"):
+            table.add_column(column)
+        for row in rows:
+            style = {"delivered": "green", "failed": "red"}.get(row["status"], "yellow")
+            table.add_row(
+                row["at"],
+                row["notification_id"],
+                row["priority"],
+                f"[{style}]{row['status']}[/{style}]",
+                row["delivered_by"] or "-",
+                str(len(row["attempts"])),
+                row["title"],
+            )
+        out.print(table if rows else "no notifications")
+        if attempts:
+            for row in rows:
+                out.print(f"{row['notification_id']} {row['title']}:")
+                _render_attempts(row["attempts"])
+
+    _record(as_json, store, lambda s: {"notifications": s.notifications(since=parse_since(since), limit=limit)}, render)
+
+
+class DashboardRole(StrEnum):
+    viewer = "viewer"
+    operator = "operator"
+
+
+@app.command()
+def dashboard(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; one that is not loopback is refused while no user exists.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 5001,
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            "--users",
+            envvar="NOTIFICATION_EMERGENCY_DASHBOARD_USERS",
+            help="Users file (YAML, hashed passwords). Default: dashboard-users.yml in the state directory.",
+        ),
+    ] = None,
+    add_user: Annotated[
+        str | None,
+        typer.Option(
+            "--add-user", metavar="NAME", help="Add (or update) a user, password from the terminal or stdin; exit."
+        ),
+    ] = None,
+    role: Annotated[DashboardRole, typer.Option(help="Role of --add-user: viewer looks, operator acts.")] = (
+        DashboardRole.viewer
+    ),
+    remove_user: Annotated[
+        str | None, typer.Option("--remove-user", metavar="NAME", help="Remove a user; exit.")
+    ] = None,
+    probe_interval: Annotated[float, typer.Option(min=0.2, help="Seconds between direct probes of the hosts.")] = 2.0,
+    secure_cookies: Annotated[
+        bool, typer.Option("--secure-cookies", help="Send the session cookie over HTTPS only (behind a TLS proxy).")
+    ] = False,
+    inventory: Inventory = None,
+    limit: Limit = None,
+    verbose: Verbose = 0,
+    store: Store = None,
+) -> None:
+    """Serve the emergency monitoring dashboard: live status, controls, events, component health, /metrics.
+
+    Login required (users from the users file; viewers look, operators act); every action is audited.
+    Example: notification-emergency dashboard --add-user alice --role operator
+             notification-emergency dashboard --port 5001
+    """
+    from notification_emergency.dashboard import command
+
+    try:
+        if add_user is not None:
+            err.print(command.add_user(users, add_user, role.value))
+            raise typer.Exit(EXIT_OK)
+        if remove_user is not None:
+            err.print(command.remove_user(users, remove_user))
+            raise typer.Exit(EXIT_OK)
+        command.serve(
+            host=host,
+            port=port,
+            users_file=users,
+            inventory=inventory,
+            limit=limit,
+            store=store,
+            probe_interval=probe_interval,
+            secure_cookies=secure_cookies,
+            verbose=verbose,
+            say=lambda text: err.print(text, markup=False),
+        )
+    except ToolkitError as exc:
+        _fail(exc.message, exc.exit_code, False)
+    raise typer.Exit(EXIT_OK)
 
 
 def run() -> None:  # pragma: no cover - the console script entry point

@@ -87,7 +87,8 @@ class RecoveryEngine:
         self.toolkit = toolkit
         self.store = toolkit.store
         self.policy = policy or Policy()
-        self.notifier = Notifier(self.store, toolkit.home, actor=ENGINE_ACTOR)
+        # Users are reached through the toolkit's hosts; a bad channels file is refused here, at the start.
+        self.notifier = Notifier(self.store, toolkit.home, actor=ENGINE_ACTOR, toolkit=toolkit)
 
     # -- the decision ----------------------------------------------------------------------------------
 
@@ -375,7 +376,14 @@ class RecoveryEngine:
             limit=decision.host,
             notify=False,  # the escalation's own notification follows: one, not two
         )
-        delivery = self.notifier.send(plan["title"], message, plan["priority"], incident_id=decision.incident)
+        delivery = self.notifier.send(
+            plan["title"],
+            message,
+            plan["priority"],
+            incident_id=decision.incident,
+            failed_components=decision.failures,  # never announced through the component that failed
+            limit=decision.host,
+        )
         if decision.incident is not None:
             now = datetime.now(UTC)
             self.store.update_incident(

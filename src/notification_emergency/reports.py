@@ -61,6 +61,10 @@ def build_report(store: EventStore, *, status: ActionResult | None, since: datet
     }
 
 
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "/")
+
+
 def _seconds(value: Any) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
@@ -124,6 +128,17 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"  - {action['started_at']} {action['action']}: {action.get('outcome') or 'running'}"
                 + (f" (run {action['run_id']})" if action.get("run_id") else "")
+            )
+    lines += ["", "## Notifications", ""]
+    if not report["notifications"]:
+        lines.append("None in this window.")
+    else:
+        lines += ["| at | priority | title | status | delivered by | attempts |", "|---|---|---|---|---|---|"]
+        for note in report["notifications"]:
+            tried = ", ".join(f"{a['channel']} {a['outcome']}" for a in note.get("attempts", []))
+            lines.append(
+                f"| {note['at']} | {note['priority']} | {_cell(note['title'])} | {note['status']} | "
+                f"{note.get('delivered_by') or '-'} | {_cell(tried) or '-'} |"
             )
     lines += ["", "## Runs", ""]
     if not report["runs"]:

@@ -62,7 +62,9 @@ PG_CONNECT_TIMEOUT_S = 10
 FIX_HINT = "choose a writable directory with --store or NOTIFICATION_EMERGENCY_STORE"
 EVENT_KINDS = frozenset({"run", "incident", "action", "emergency", "notification", "audit"})
 EMERGENCY_ACTIONS = frozenset({"activated", "deactivated"})
-DELIVERY_OUTCOMES = frozenset({"delivered", "failed"})
+# kept: written to the local notifications.log as the last resort because no channel delivered it (nobody
+# was reached, so the notification is not delivered).
+DELIVERY_OUTCOMES = frozenset({"delivered", "failed", "kept"})
 # Outcomes of runs and incident actions read as success / failure in the timeline; others are neither.
 OK_OUTCOMES = frozenset({"ok", "success", "successful", "succeeded", "recovered", "verified", "resolved", "done"})
 FAILED_OUTCOMES = frozenset({"failed", "failure", "error", "timeout", "timed_out", "canceled", "cancelled"})
@@ -1056,7 +1058,7 @@ class EventStore:
         error: str | None = None,
         at: datetime | None = None,
     ) -> int:
-        """Record one delivery attempt (``outcome``: delivered or failed) of a recorded notification."""
+        """Record one delivery attempt (``outcome``: delivered, failed or kept) of a recorded notification."""
         if outcome not in DELIVERY_OUTCOMES:
             raise ValueError(f"delivery outcome must be one of {sorted(DELIVERY_OUTCOMES)}, not {outcome!r}")
         with self._write() as conn:

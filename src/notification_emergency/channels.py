@@ -1,0 +1,742 @@
+"""The notifier's channels and their configuration: ``channels.yml``, Apprise URLs, masking, delivery.
+
+Where the configuration comes from (the first that exists): the path given (``--channels``), the file named by
+``NOTIFICATION_EMERGENCY_CHANNELS``, ``<state dir>/channels.yml``; channels may also be given one per
+environment variable ``NOTIFICATION_EMERGENCY_CHANNEL_<NAME>=<Apprise URL>``. With none of them, every
+notification goes to the file channel only (``notifications.log``). The format, routing, fallback order,
+retries and masking are described in ``docs/notifications.md``.
+
+Channels:
+
+- ``users``: the application's users, through its own API (``POST /api/notifications``, user ``*``,
+  bearer API token) on the WebSocket path when it is healthy, else on the flash path (the API's channel
+  ``flash``: a flash message on the next page, needing neither Redis nor the WebSocket process), else, when
+  the web process itself is down, straight into the flash store on the host (``notification-service notify``
+  run by Ansible).
+- any name: an Apprise URL (``mailto://``, ``json://``, ``slack://``, ``pagerduty://`` ...) for operators.
+- ``file``: the JSON-lines file ``notifications.log`` in the state directory; it depends on nothing but the
+  local disk, so it is also the last resort (see :mod:`notification_emergency.notifier`).
+
+Secrets: a channel URL is never shown as given. :func:`mask_url` keeps the scheme and, for the schemes where
+it is a server name, the host and port; credentials, path segments (tokens often live there), the fragment
+and query values other than a few harmless keys become ``***``. Every error text that leaves this module goes
+through :meth:`ChannelConfig.scrub`, which replaces each secret fragment of every configured URL (and the
+API tokens read) with ``***``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import requests
+import yaml
+
+from notification_emergency.errors import BadInput
+
+if TYPE_CHECKING:
+    from notification_emergency.api import EmergencyToolkit
+
+PRIORITIES = ("critical", "high", "medium", "low")
+COMPONENTS = ("web", "websocket", "redis", "database")
+USERS = "users"
+FILE = "file"
+BUILTIN = (USERS, FILE)
+CHANNELS_ENV = "NOTIFICATION_EMERGENCY_CHANNELS"
+CHANNEL_ENV_PREFIX = "NOTIFICATION_EMERGENCY_CHANNEL_"
+DOCS = "docs/notifications.md"
+
+# A failure type of the catalogue, given as a failed component, names the component it breaks.
+FAILURE_COMPONENT = {
+    "web_service_down": "web",
+    "websocket_service_down": "websocket",
+    "redis_unavailable": "redis",
+    "database_unavailable": "database",
+    "delivery_backlog": "websocket",
+}
+# The application's priorities (reference_app/notification_service/db.py) for the toolkit's.
+APP_PRIORITY = {"critical": "critical", "high": "high", "medium": "normal", "low": "low"}
+
+# Schemes whose host part is a server name (kept when masked); in the others (slack://, pagerduty://,
+# discord:// ...) the "host" is itself a token.
+_HOST_SCHEMES = frozenset(
+    {
+        *("json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos", "ntfy", "ntfys", "gotify"),
+        *("gotifys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "apprise", "apprises"),
+        *("mqtt", "mqtts", "kodi", "kodis", "xbmc", "xbmcs", "signal", "signals"),
+    }
+)
+# Query keys whose values are kept when masked: addresses and switches, never credentials.
+_PLAIN_QUERY_KEYS = frozenset(
+    {
+        *("to", "from", "cc", "bcc", "name", "mode", "format", "method", "region", "smtp", "priority"),
+        *("severity", "lang", "overflow", "retry", "wait"),
+    }
+)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_MIN_SECRET = 4  # shorter fragments are not scrubbed from free text (they would garble it)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Masking
+
+
+def mask_url(url: str) -> tuple[str, set[str]]:
+    """``(masked URL, secret fragments)``: the URL as it may be shown, and what must never be shown."""
+    parts = urlsplit(url)
+    secrets: set[str] = set()
+
+    def hide(value: str) -> str:
+        if value:
+            secrets.update({value, unquote(value)})
+        return "***"
+
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc
+    userinfo, _, hostport = netloc.rpartition("@")
+    shown_user = ""
+    if userinfo:
+        user, colon, password = userinfo.partition(":")
+        shown_user = hide(user) + (":" + hide(password) if colon else "") + "@"
+    shown_host = hostport if scheme in _HOST_SCHEMES or not hostport else hide(hostport)
+    path = "/".join(hide(segment) if segment else "" for segment in parts.path.split("/"))
+    query = "&".join(
+        f"{key}={value if key.lower() in _PLAIN_QUERY_KEYS else hide(value)}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower() not in _PLAIN_QUERY_KEYS and value:
+            secrets.add(value)
+    masked = f"{scheme}://{shown_user}{shown_host}{path}" + (f"?{query}" if query else "")
+    if parts.fragment:
+        masked += "#" + hide(parts.fragment)
+    return masked, {s for s in secrets if s}
+
+
+def scrub(text: str, secrets: set[str] | frozenset[str]) -> str:
+    """``text`` with every secret fragment (of at least 4 characters) replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_SECRET:
+            text = text.replace(secret, "***")
+    return text
+
+
+# --------------------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Each channel: up to ``attempts`` tries, ``backoff_s`` before the second, times ``backoff_factor`` after
+    each; one try may take ``timeout_s``; the whole notification (every channel, fallbacks included) must be
+    done within ``deadline_s``."""
+
+    attempts: int = 3
+    backoff_s: float = 0.5
+    backoff_factor: float = 2.0
+    timeout_s: float = 10.0
+    deadline_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class UsersSettings:
+    """How the ``users`` channel reaches the application: through the ``first`` targeted host that takes the
+    notification (its hosts share one database) or through ``every`` one (each its own application)."""
+
+    deliver_to: str = "first"
+    api_token_env: str | None = None
+    api_token_file: Path | None = None
+    host_store: bool = True
+
+
+@dataclass(frozen=True)
+class ExternalChannel:
+    name: str
+    url: str = field(repr=False)
+    masked: str
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    source: str  # the file it was read from, or "defaults"
+    channels: dict[str, ExternalChannel]
+    routing: dict[str, list[str]]
+    fallbacks: dict[str, str]  # channel -> the channel tried when it fails
+    retry: RetryPolicy = RetryPolicy()
+    users: UsersSettings = UsersSettings()
+    dedup_window_s: float = 300.0
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self.secrets)
+
+    def chain(self, name: str) -> list[str]:
+        """``name`` and its fallbacks, in the order they are tried."""
+        chain = [name]
+        while chain[-1] in self.fallbacks:
+            chain.append(self.fallbacks[chain[-1]])
+        return chain
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration as it may be shown: URLs masked."""
+        return {
+            "source": self.source,
+            "channels": {
+                name: {"url": ch.masked, "fallback": self.fallbacks.get(name)} for name, ch in self.channels.items()
+            },
+            "routing": {
+                priority: [" -> ".join(self.chain(n)) for n in names] for priority, names in self.routing.items()
+            },
+            "retry": {
+                "attempts": self.retry.attempts,
+                "backoff_s": self.retry.backoff_s,
+                "backoff_factor": self.retry.backoff_factor,
+                "timeout_s": self.retry.timeout_s,
+                "deadline_s": self.retry.deadline_s,
+            },
+            "users": {
+                "deliver_to": self.users.deliver_to,
+                "api_token_env": self.users.api_token_env,
+                "api_token_file": str(self.users.api_token_file) if self.users.api_token_file else None,
+                "host_store": self.users.host_store,
+            },
+            "dedup_window_s": self.dedup_window_s,
+        }
+
+
+_TOP_KEYS = ("channels", "routing", "retry", "users", "dedup_window_s")
+
+
+def channels_path(path: str | Path | None, home: Path) -> tuple[Path, bool]:
+    """(the channels file, whether it was asked for explicitly)."""
+    if path:
+        return Path(path).expanduser(), True
+    configured = os.environ.get(CHANNELS_ENV)
+    if configured:
+        return Path(configured).expanduser(), True
+    return home / "channels.yml", False
+
+
+def load_channels(path: str | Path | None, home: Path) -> ChannelConfig:
+    """Read and check the channel configuration; anything wrong is a :class:`BadInput` naming the file, the
+    entry and the fix, so that it shows when the notifier is created, not when an emergency needs it."""
+    file, explicit = channels_path(path, home)
+    data: Any = {}
+    source = "defaults"
+    if file.is_file():
+        source = str(file)
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise BadInput(
+                f"{file}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}; fix the file ({DOCS})"
+            ) from None
+        except OSError as exc:
+            raise BadInput(f"cannot read the channels file {file}: {exc.strerror}; fix its permissions") from None
+    elif explicit:
+        raise BadInput(
+            f"channels file {file} does not exist; write it ({DOCS}) or point --channels / {CHANNELS_ENV} at another"
+        )
+    if not isinstance(data, dict):
+        raise BadInput(f"{source}: the channels file must be a mapping with {', '.join(_TOP_KEYS)}; see {DOCS}")
+    unknown = sorted(str(k) for k in data if k not in _TOP_KEYS)
+    if unknown:
+        raise BadInput(f"{source}: unknown key {unknown[0]!r}; the keys are {', '.join(_TOP_KEYS)} ({DOCS})")
+
+    secrets: set[str] = set()
+    channels: dict[str, ExternalChannel] = {}
+    fallbacks: dict[str, str] = {}
+    raw = data.get("channels") or {}
+    if not isinstance(raw, dict):
+        raise BadInput(f"{source}: channels must be a mapping of name: Apprise URL; see {DOCS}")
+    entries: list[tuple[str, str, Any]] = [(source, str(name), value) for name, value in raw.items()]
+    for variable, value in sorted(os.environ.items()):
+        if variable.startswith(CHANNEL_ENV_PREFIX) and variable != CHANNELS_ENV:
+            name = variable[len(CHANNEL_ENV_PREFIX) :].lower().replace("_", "-")
+            entries = [e for e in entries if e[1] != name]  # the environment overrides the file
+            entries.append((f"environment variable {variable}", name, value))
+    for where, name, value in entries:
+        entry = f"{where}: channels.{name}" if where == source else where
+        if name in BUILTIN:
+            raise BadInput(f"{entry}: {name!r} is a built-in channel; give this channel another name")
+        if not _NAME.match(name):
+            raise BadInput(
+                f"{entry}: channel name {name!r} must be 1-40 lower-case letters, digits, '-' or '_'; rename it"
+            )
+        spec = value if isinstance(value, dict) else {"url": value}
+        extra = sorted(str(k) for k in spec if k not in ("url", "url_env", "fallback"))
+        if extra:
+            raise BadInput(f"{entry}: unknown key {extra[0]!r}; a channel has url (or url_env) and fallback")
+        url = spec.get("url")
+        if spec.get("url_env"):
+            url = os.environ.get(str(spec["url_env"]))
+            if not url:
+                raise BadInput(f"{entry}: url_env names {spec['url_env']}, which is not set; export it or write url:")
+        if not isinstance(url, str) or not url.strip():
+            raise BadInput(f"{entry}: no URL; write an Apprise URL such as json://host/path or mailto://... ({DOCS})")
+        url = url.strip()
+        masked, fragments = mask_url(url)
+        secrets |= fragments
+        _check_apprise_url(entry, url, masked)
+        channels[name] = ExternalChannel(name, url, masked)
+        if spec.get("fallback"):
+            fallbacks[name] = str(spec["fallback"])
+    known = set(channels) | set(BUILTIN)
+    for name, target in fallbacks.items():
+        if target not in known:
+            raise BadInput(
+                f"{source}: channels.{name}.fallback names {target!r}, which is no channel; "
+                f"use one of {', '.join(sorted(known - {name}))}"
+            )
+    for name in fallbacks:
+        seen = [name]
+        while seen[-1] in fallbacks:
+            nxt = fallbacks[seen[-1]]
+            if nxt in seen:
+                raise BadInput(
+                    f"{source}: channels.{name}.fallback makes a loop ({' -> '.join([*seen, nxt])}); break it"
+                )
+            seen.append(nxt)
+
+    # By default every channel that is no other channel's fallback is routed (a fallback gets its turn).
+    operators = [name for name in channels if name not in fallbacks.values()]
+    routing = _routing(source, data.get("routing"), operators, known, configured=source != "defaults" or bool(channels))
+    retry = _retry(source, data.get("retry"))
+    users = _users(source, data.get("users"))
+    dedup = data.get("dedup_window_s", 300.0)
+    if isinstance(dedup, bool) or not isinstance(dedup, int | float) or dedup < 0:
+        raise BadInput(f"{source}: dedup_window_s must be a number of seconds >= 0; got {dedup!r}")
+    return ChannelConfig(source, channels, routing, fallbacks, retry, users, float(dedup), frozenset(secrets))
+
+
+def _check_apprise_url(entry: str, url: str, masked: str) -> None:
+    match = _SCHEME.match(url)
+    if not match:
+        raise BadInput(
+            f"{entry}: the value is not a URL (no scheme://); write an Apprise URL such as "
+            f"json://host/path, mailto://user:password@smtp.host?to=you@example.com or slack://... ({DOCS})"
+        )
+    scheme = match.group(1).lower()
+    if scheme not in _known_schemes():
+        raise BadInput(
+            f"{entry}: unknown scheme {scheme!r} in {masked}; use one of Apprise's services "
+            "(mailto, mailtos, json, jsons, slack, pagerduty, msteams, discord, ntfy ...) or fix the typo"
+        )
+    with _apprise_quiet():
+        plugin = _instantiate(url)
+    if plugin is None:
+        raise BadInput(
+            f"{entry}: {masked} is not a valid {scheme}:// URL (Apprise cannot parse it: a host, token or "
+            f"address is missing or malformed); see the {scheme} page of Apprise's documentation"
+        )
+
+
+_SCHEMES: frozenset[str] | None = None
+
+
+def _known_schemes() -> frozenset[str]:
+    global _SCHEMES
+    if _SCHEMES is None:
+        from apprise.manager_plugins import NotificationManager
+
+        _SCHEMES = frozenset(str(s).lower() for s in NotificationManager().schemas())  # type: ignore[no-untyped-call]
+    return _SCHEMES
+
+
+def _instantiate(url: str) -> Any:
+    import apprise
+
+    return apprise.Apprise.instantiate(url, suppress_exceptions=True)
+
+
+def _routing(source: str, raw: Any, operators: list[str], known: set[str], *, configured: bool) -> dict[str, list[str]]:
+    if not configured:
+        defaults: dict[str, list[str]] = {priority: [] for priority in PRIORITIES}  # the file only
+    else:
+        defaults = {
+            "critical": [USERS, *operators],
+            "high": [USERS, *operators],
+            "medium": [USERS, *operators],
+            "low": operators[:1],
+        }
+    if raw is None:
+        return defaults
+    if not isinstance(raw, dict):
+        raise BadInput(f"{source}: routing must map each priority ({', '.join(PRIORITIES)}) to a list of channels")
+    routing = dict(defaults)
+    for priority, names in raw.items():
+        if priority not in PRIORITIES:
+            raise BadInput(
+                f"{source}: routing.{priority}: unknown priority {priority!r}; the priorities are "
+                f"{', '.join(PRIORITIES)}"
+            )
+        listed = [names] if isinstance(names, str) else names
+        if listed is None:
+            listed = []
+        if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
+            raise BadInput(f"{source}: routing.{priority} must be a list of channel names, e.g. [users, chat]")
+        for name in listed:
+            if name not in known:
+                raise BadInput(
+                    f"{source}: routing.{priority} names {name!r}, which is no channel; "
+                    f"the channels are {', '.join(sorted(known))}"
+                )
+        routing[priority] = list(dict.fromkeys(listed))
+    return routing
+
+
+def _number(source: str, key: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < minimum
+        or (integer and not isinstance(value, int))
+    ):
+        kind = "a whole number" if integer else "a number"
+        raise BadInput(f"{source}: {key} must be {kind} >= {minimum:g}; got {value!r}")
+    return value
+
+
+def _retry(source: str, raw: Any) -> RetryPolicy:
+    if raw is None:
+        return RetryPolicy()
+    if not isinstance(raw, dict):
+        raise BadInput(
+            f"{source}: retry must be a mapping (attempts, backoff_s, backoff_factor, timeout_s, deadline_s)"
+        )
+    names = ("attempts", "backoff_s", "backoff_factor", "timeout_s", "deadline_s")
+    unknown = sorted(str(k) for k in raw if k not in names)
+    if unknown:
+        raise BadInput(f"{source}: retry.{unknown[0]} is unknown; retry takes {', '.join(names)}")
+    values: dict[str, Any] = {}
+    for name in names:
+        if name in raw:
+            minimum = {"attempts": 1, "backoff_factor": 1, "timeout_s": 0.1, "deadline_s": 0.1}.get(name, 0)
+            values[name] = _number(source, f"retry.{name}", raw[name], minimum=minimum, integer=name == "attempts")
+    return RetryPolicy(**values)
+
+
+def _users(source: str, raw: Any) -> UsersSettings:
+    if raw is None:
+        return UsersSettings()
+    names = ("deliver_to", "api_token_env", "api_token_file", "host_store")
+    if not isinstance(raw, dict):
+        raise BadInput(f"{source}: users must be a mapping ({', '.join(names)})")
+    unknown = sorted(str(k) for k in raw if k not in names)
+    if unknown:
+        raise BadInput(f"{source}: users.{unknown[0]} is unknown; users takes {', '.join(names)}")
+    deliver_to = raw.get("deliver_to", "first")
+    if deliver_to not in ("first", "every"):
+        raise BadInput(
+            f"{source}: users.deliver_to must be first (hosts share one database) or every (each host its own "
+            f"application); got {deliver_to!r}"
+        )
+    host_store = raw.get("host_store", True)
+    if not isinstance(host_store, bool):
+        raise BadInput(f"{source}: users.host_store must be true or false")
+    token_file = raw.get("api_token_file")
+    return UsersSettings(
+        deliver_to=deliver_to,
+        api_token_env=str(raw["api_token_env"]) if raw.get("api_token_env") else None,
+        api_token_file=Path(str(token_file)).expanduser() if token_file else None,
+        host_store=host_store,
+    )
+
+
+def failed_components(names: Any) -> set[str]:
+    """Components (web, websocket, redis, database) from component or catalogue failure-type names."""
+    found: set[str] = set()
+    for name in names or ():
+        text = str(name)
+        component = text if text in COMPONENTS else FAILURE_COMPONENT.get(text)
+        if component is None:
+            raise BadInput(
+                f"failed component {text!r} is not one of {', '.join(COMPONENTS)} "
+                f"(or a failure type: {', '.join(FAILURE_COMPONENT)})"
+            )
+        found.add(component)
+    return found
+
+
+# --------------------------------------------------------------------------------------------------------
+# Delivery
+
+
+class DeliveryError(Exception):
+    """One attempt failed; another attempt may work."""
+
+
+class PermanentError(DeliveryError):
+    """One attempt failed in a way a retry cannot fix (refused input, wrong token): go to the next channel."""
+
+
+class Skip(Exception):
+    """The channel cannot be used for this notification (the component it needs is down): not an attempt."""
+
+
+# Apprise reports why a notification failed only through its logger. Its records are kept from the root
+# logger (they may hold URLs) and collected per thread while a channel is tried.
+_capture = threading.local()
+_sink_lock = threading.Lock()
+
+
+class _AppriseSink(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(_capture, "lines", None)
+        if lines is not None and record.levelno >= logging.WARNING:
+            lines.append(record.getMessage())
+
+
+def _install_sink() -> None:
+    with _sink_lock:
+        logger = logging.getLogger("apprise")
+        if not any(isinstance(handler, _AppriseSink) for handler in logger.handlers):
+            logger.addHandler(_AppriseSink())
+        logger.propagate = False
+
+
+@contextmanager
+def _apprise_quiet() -> Iterator[list[str]]:
+    _install_sink()
+    lines: list[str] = []
+    previous = getattr(_capture, "lines", None)
+    _capture.lines = lines
+    try:
+        yield lines
+    finally:
+        _capture.lines = previous
+
+
+_NOTIFY_TYPE = {"critical": "failure", "high": "warning", "medium": "info", "low": "info"}
+
+
+def send_external(channel: ExternalChannel, title: str, message: str, priority: str, timeout: float) -> str:
+    """One attempt through Apprise; returns a short description, raises DeliveryError with Apprise's reason."""
+    with _apprise_quiet() as lines:
+        plugin = _instantiate(channel.url)
+        if plugin is None:  # checked at load; only a changed environment gets here
+            raise PermanentError(f"{channel.masked} is not a valid Apprise URL")
+        plugin.socket_connect_timeout = timeout
+        plugin.socket_read_timeout = timeout
+        try:
+            ok = plugin.notify(body=message or title, title=title, notify_type=_NOTIFY_TYPE[priority])
+        except Exception as exc:  # a plugin bug must not stop the other channels
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+    if not ok:
+        raise DeliveryError("; ".join(dict.fromkeys(lines)) or "the service did not accept the notification")
+    return f"sent to {channel.masked}"
+
+
+@dataclass(frozen=True)
+class AppHost:
+    """Where one host of the application answers (from the inventory, as the watch reads it)."""
+
+    host: str
+    web_url: str
+    root: str | None
+
+
+def app_hosts(toolkit: EmergencyToolkit, limit: str | None) -> list[AppHost]:
+    from notification_emergency.watch import targets
+
+    return [AppHost(t.host, t.web_url, t.root) for t in targets(toolkit, limit)]
+
+
+Step = tuple[str, Callable[[float], str]]
+
+
+class UsersChannel:
+    """The application's users, through one host (or every host) of the application.
+
+    For each host the steps are chosen by what works: the WebSocket path when the web process, Redis and the
+    WebSocket process are healthy; else the flash path of the API; else (web process down) the flash store
+    on the host through Ansible. A database that is down leaves no way to users on that host."""
+
+    def __init__(self, toolkit: EmergencyToolkit, config: ChannelConfig, home: Path, add_secret: Callable[[str], None]):
+        self.toolkit = toolkit
+        self.config = config
+        self.home = home
+        self.add_secret = add_secret
+
+    def token(self, host: AppHost) -> str:
+        settings = self.config.users
+        if settings.api_token_env:
+            value = os.environ.get(settings.api_token_env, "").strip()
+            if not value:
+                raise PermanentError(
+                    f"users.api_token_env names {settings.api_token_env}, which is not set; export the API token"
+                )
+        elif settings.api_token_file:
+            value = _read_token(settings.api_token_file)
+        elif host.root and Path(host.root, "etc", "secrets.yml").is_file():
+            value = _read_token(Path(host.root, "etc", "secrets.yml"))
+        else:
+            raise PermanentError(
+                f"no API token for {host.host}: its secrets file is not on this machine; set users.api_token_env "
+                f"or users.api_token_file in the channels file ({DOCS})"
+            )
+        self.add_secret(value)
+        return value
+
+    def health(self, host: AppHost, timeout: float) -> tuple[set[str], str | None]:
+        """(components not healthy, mode) from the web process's /health; an unreachable web is ``web``."""
+        try:
+            answer = requests.get(f"{host.web_url}/health", timeout=timeout, headers={"Connection": "close"})
+            body = answer.json()
+        except (requests.RequestException, ValueError):
+            return {"web"}, None
+        down = {
+            name
+            for name, part in (body.get("components") or {}).items()
+            if name in COMPONENTS and isinstance(part, dict) and part.get("status") in ("failed", "degraded")
+        }
+        return down, body.get("mode")
+
+    def steps(
+        self, host: AppHost, failed: set[str], title: str, message: str, priority: str, deadline: float
+    ) -> list[Step]:
+        down = set(failed)
+        mode = None
+        if "database" not in down and "web" not in down:
+            seen, mode = self.health(host, max(0.2, min(2.0, deadline - time.monotonic())))
+            down |= seen
+        if "database" in down:
+            raise Skip(f"{host.host}: the database is down, the application cannot store a notification")
+        payload = {"user": "*", "title": title[:200], "message": message[:5000], "priority": APP_PRIORITY[priority]}
+        steps: list[Step] = []
+        if "web" not in down:
+            if mode != "legacy" and not down & {"websocket", "redis"}:
+                steps.append((f"users:websocket@{host.host}", lambda t: self.post(host, payload, t, realtime=True)))
+            steps.append(
+                (
+                    f"users:flash@{host.host}",
+                    lambda t: self.post(host, {**payload, "channel": "flash"}, t, realtime=False),
+                )
+            )
+        if self.config.users.host_store:
+            steps.append((f"users:host-store@{host.host}", lambda t: self.host_store(host, payload, t)))
+        if not steps:
+            raise Skip(f"{host.host}: the web process is down and users.host_store is false")
+        return steps
+
+    def post(self, host: AppHost, payload: dict[str, Any], timeout: float, *, realtime: bool) -> str:
+        token = self.token(host)
+        try:
+            answer = requests.post(
+                f"{host.web_url}/api/notifications",
+                json=payload,
+                headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+                timeout=timeout,
+            )
+        except requests.RequestException as exc:
+            raise DeliveryError(f"POST {host.web_url}/api/notifications: {type(exc).__name__}") from None
+        try:
+            body = answer.json()
+        except ValueError:
+            body = {}
+        if answer.status_code != 201:
+            error = f"POST {host.web_url}/api/notifications answered {answer.status_code}: {body.get('error', '')}"
+            if answer.status_code in (400, 401, 403, 409):
+                raise PermanentError(error)
+            raise DeliveryError(error)
+        detail = (
+            f"application notification {body.get('id')} for {body.get('recipients')} users, "
+            f"channel {body.get('channel')}"
+        )
+        if realtime and body.get("channel") == "websocket" and not body.get("published"):
+            detail += " (stored, not published in real time: replayed when the users reconnect)"
+        return detail
+
+    def host_store(self, host: AppHost, payload: dict[str, Any], timeout: float) -> str:
+        """``notification-service notify`` on the host, through Ansible: needs only the database."""
+        from notification_emergency.runner import run_module
+
+        argv = [
+            "{{ notification_service_python | default(notification_service_root | default('/srv/notification')"
+            " ~ '/venv/bin/python') | dirname }}/notification-service",
+            "notify",
+            "--config",
+            "{{ notification_service_root | default('/srv/notification') }}/etc/config.yml",
+            "--user",
+            "*",
+            "--title",
+            payload["title"],
+            "--message",
+            payload["message"],
+            "--priority",
+            payload["priority"],
+        ]
+        # Jinja in the title or message must stay text: Ansible templates module arguments.
+        argv[7:] = [_no_template(value) for value in argv[7:]]
+        run = run_module(
+            "ansible.builtin.command",
+            {"argv": argv},
+            hosts=host.host,
+            inventory=list(self.toolkit.inventory.sources),
+            timeout=max(5, int(timeout) + 1),
+            artifacts_root=self.home / "artifacts",
+        )
+        result = run.results.get(host.host) or {}
+        if run.status != "successful" or result.get("rc") != 0:
+            why = result.get("stderr") or result.get("msg") or f"ansible {run.status} (rc {run.rc})"
+            raise DeliveryError(f"notification-service notify on {host.host}: {str(why).strip()[-300:]}")
+        try:
+            body = json.loads(result.get("stdout") or "{}")
+        except ValueError:
+            body = {}
+        return (
+            f"stored on {host.host} for the next page: notification {body.get('id')} ({body.get('recipients')} users)"
+        )
+
+
+def _no_template(value: str) -> str:
+    return "{% raw %}" + value + "{% endraw %}" if ("{{" in value or "{%" in value or "{#" in value) else value
+
+
+def _read_token(path: Path) -> str:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PermanentError(f"cannot read the API token from {path}: {type(exc).__name__}") from None
+    token = data.get("api_token") if isinstance(data, dict) else data
+    if not isinstance(token, str) or not token.strip():
+        raise PermanentError(f"{path} holds no api_token")
+    return token.split()[0]  # a bare token file may carry more words (Ansible's password lookup: salt=...)
+
+
+__all__ = [
+    "BUILTIN",
+    "COMPONENTS",
+    "FILE",
+    "PRIORITIES",
+    "USERS",
+    "AppHost",
+    "ChannelConfig",
+    "DeliveryError",
+    "ExternalChannel",
+    "PermanentError",
+    "RetryPolicy",
+    "Skip",
+    "UsersChannel",
+    "UsersSettings",
+    "app_hosts",
+    "failed_components",
+    "load_channels",
+    "mask_url",
+    "scrub",
+    "send_external",
+]
