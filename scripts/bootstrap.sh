@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything notification-emergency needs on a Debian-like machine, as root:
-#   - system packages that are missing (redis-server for the sandbox hosts' private Redis),
+#   - system packages that are missing (redis-server for the sandbox hosts' private Redis, chromium for
+#     the dashboard's browser tests),
 #   - a Python 3.11 virtual environment in .venv with the pinned packages
 #     (requirements/constraints.txt), the toolkit (src/) and the reference service (reference_app/).
 # Safe to run again: it only does what is missing, and it reinstalls Python packages only when
@@ -18,6 +19,8 @@ die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
 # --- system packages -------------------------------------------------------
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Headless Chromium for the dashboard's browser tests (Playwright drives Debian's build: no browser download).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ -z "$python" ]; then
   for candidate in python3.11 python3; do
     if command -v "$candidate" >/dev/null 2>&1 &&

@@ -15,6 +15,8 @@ import ansible.module_utils
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from tests.ansible.sandbox import Sandbox, SandboxHost
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -66,3 +68,23 @@ def module_runner(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
         return result, bool(exit_info.value.code) or bool(result.get("failed"))
 
     yield runner
+
+
+@pytest.fixture(scope="session")
+def sandbox_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One sandbox host for the whole session, created at first use, removed at the end."""
+    box = Sandbox(tmp_path_factory.mktemp("shared-sandbox"), free_port_block(3, start=24000))
+    up = box.playbook("sandbox_up.yml")
+    assert up.rc == 0, up.output[-3000:]
+    yield box
+    down = box.playbook("sandbox_down.yml")
+    assert down.rc == 0, down.output[-3000:]
+
+
+@pytest.fixture
+def sandbox_host(sandbox_box: Sandbox) -> Iterator[SandboxHost]:
+    """The shared host, healthy before the test and mended after it."""
+    host = SandboxHost(sandbox_box, "sandbox-01")
+    host.wait_healthy()
+    yield host
+    host.mend()

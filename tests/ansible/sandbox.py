@@ -7,14 +7,17 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)"
@@ -123,3 +126,48 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class SandboxHost:
+    """One deployed sandbox host and ways to break and mend it."""
+
+    def __init__(self, box: Sandbox, name: str) -> None:
+        self.box = box
+        self.name = name
+        self.vars: dict[str, Any] = box.hosts()[name]
+        self.root = Path(self.vars["notification_service_root"])
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.vars['notification_service_web_port']}"
+
+    def supervisorctl(self, *args: str) -> str:
+        proc = subprocess.run(
+            [str(VENV_BIN / "supervisorctl"), "-c", str(self.root / "etc" / "supervisord.conf"), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        return proc.stdout + proc.stderr
+
+    def health(self) -> dict[str, Any]:
+        response = requests.get(f"{self.web_url}/health", timeout=5)
+        return dict(response.json())
+
+    def wait_healthy(self, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                health = self.health()
+                if health["status"] == "healthy":
+                    return health
+            except requests.RequestException:
+                health = {}
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} not healthy after {timeout}s: {health}")
+            time.sleep(0.2)
+
+    def mend(self) -> None:
+        self.supervisorctl("start", "all")
+        self.wait_healthy()

@@ -1,0 +1,22 @@
+"""The emergency monitoring dashboard: live status, controls, events and component health in the browser.
+
+``notification-emergency dashboard`` serves it (default http://127.0.0.1:5001). From Python::
+
+    from notification_emergency.dashboard import Dashboard, DashboardServer
+
+    server = DashboardServer(Dashboard(inventory="inventories/sandbox"), "127.0.0.1", 5001)
+    server.serve_forever()
+
+Parts: :mod:`.core` (what it knows, the monitor thread, the event stream), :mod:`.probes` (the live probe),
+:mod:`.jobs` (the controls), :mod:`.app` (pages, JSON API, security), :mod:`.metrics` (Prometheus text),
+:mod:`.users` (the users file), :mod:`.server` (where it listens).
+"""
+
+from __future__ import annotations
+
+from notification_emergency.dashboard.app import create_app
+from notification_emergency.dashboard.core import Dashboard
+from notification_emergency.dashboard.server import DashboardServer, check_bind, is_loopback
+from notification_emergency.dashboard.users import User, UserFile
+
+__all__ = ["Dashboard", "DashboardServer", "User", "UserFile", "check_bind", "create_app", "is_loopback"]

@@ -1,0 +1,388 @@
+"""The dashboard's controls: each one an :class:`EmergencyToolkit` method run in a background thread.
+
+An action is checked before it starts (its inputs, its hosts against the inventory), described in words for
+the confirmation (what will happen, on which hosts), and refused while another dashboard action runs on
+any of the same hosts (the playbooks' host lock also keeps out runs from elsewhere: the CLI, the watch,
+AWX). Its progress comes from the ansible-runner events; its start, its end and every refusal go to the
+audit trail with the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from notification_emergency.api import ActionResult, EmergencyToolkit
+from notification_emergency.catalogue import LEVELS
+from notification_emergency.errors import BadInput, ToolkitError
+from notification_emergency.runner import Event
+
+if TYPE_CHECKING:
+    from notification_emergency.dashboard.core import Dashboard
+
+log = logging.getLogger("notification_emergency.dashboard")
+
+COMPONENTS = ("web", "websocket", "redis")
+MAX_REASON = 300
+KEPT_JOBS = 20
+KEPT_LINES = 200
+
+
+class Conflict(ToolkitError):
+    """Another dashboard action runs on one of the hosts (HTTP 409)."""
+
+
+def _hosts(hosts: list[str]) -> str:
+    return ", ".join(hosts)
+
+
+def _no_inputs(name: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    def parse(inputs: Mapping[str, Any]) -> dict[str, Any]:
+        if inputs:
+            raise BadInput(f"{name} takes no inputs; got {', '.join(sorted(map(str, inputs)))}")
+        return {}
+
+    return parse
+
+
+def _parse_activate(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(inputs) - {"reason", "level"}
+    if unknown:
+        raise BadInput(f"activate-emergency takes reason and level; unknown: {', '.join(sorted(unknown))}")
+    reason = inputs.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadInput("reason is required: say why (it is shown to users in the banner)")
+    reason = " ".join(reason.split())
+    if len(reason) > MAX_REASON:
+        raise BadInput(f"reason has {len(reason)} characters; keep it under {MAX_REASON}")
+    level = inputs.get("level", 2)
+    if isinstance(level, str) and level.strip().isdigit():
+        level = int(level)
+    if not isinstance(level, int) or isinstance(level, bool) or level not in LEVELS:
+        raise BadInput(f"level must be 1 (critical), 2 (high), 3 (medium) or 4 (low), not {level!r}")
+    return {"reason": reason, "level": level}
+
+
+def _parse_restart(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(inputs) - {"components"}
+    if unknown:
+        raise BadInput(f"restart takes components; unknown: {', '.join(sorted(unknown))}")
+    components = inputs.get("components")
+    if (
+        not isinstance(components, list)
+        or not components
+        or not all(isinstance(c, str) and c in COMPONENTS for c in components)
+    ):
+        raise BadInput(f"components must be a non-empty list of {', '.join(COMPONENTS)}")
+    return {"components": list(dict.fromkeys(components))}
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    label: str
+    kind: str  # read (changes nothing), change, danger (users notice)
+    parse: Callable[[Mapping[str, Any]], dict[str, Any]]
+    describe: Callable[[list[str], dict[str, Any], str], str]
+    # (toolkit, limit, inputs, user, started): ``started`` maps each failing host to the dashboard's first
+    # failed probe of it, the failure's start for the incident (so detection time is measured).
+    run: Callable[[EmergencyToolkit, str, dict[str, Any], str, dict[str, datetime]], ActionResult]
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            "health-check",
+            "Run health check",
+            "read",
+            _no_inputs("health-check"),
+            lambda hosts, _i, _u: (
+                f"Check every component of {_hosts(hosts)} (the health playbook), classify what is broken and "
+                "open an incident for each failure found. Changes nothing on the hosts."
+            ),
+            lambda t, limit, _i, _u, started: t.health_check(limit, started_at=started),
+        ),
+        ActionSpec(
+            "auto-recover",
+            "Auto-recover",
+            "change",
+            _no_inputs("auto-recover"),
+            lambda hosts, _i, _u: (
+                f"Check {_hosts(hosts)}; on each unhealthy host run its recovery plan from the failure catalogue "
+                "step by step (restarts, restores from backup; never a step that touches data), verifying after "
+                "each step. If the plan runs out: the level is raised, emergency mode goes on and operators are "
+                "notified. Healthy hosts are left alone."
+            ),
+            lambda t, limit, _i, _u, started: t.auto_recover(limit, started_at=started),
+        ),
+        ActionSpec(
+            "activate-emergency",
+            "Activate emergency mode",
+            "danger",
+            _parse_activate,
+            lambda hosts, i, u: (
+                f"Turn emergency mode ON on {_hosts(hosts)} at level {i['level']} ({LEVELS[i['level']]['name']}): "
+                f'every user of the application sees a banner saying "{i["reason"]}". Recorded as activated by '
+                f"{u}; operators are notified."
+            ),
+            lambda t, limit, i, u, _s: t.activate_emergency(i["reason"], u, level=i["level"], limit=limit),
+        ),
+        ActionSpec(
+            "deactivate-emergency",
+            "Deactivate emergency mode",
+            "change",
+            _no_inputs("deactivate-emergency"),
+            lambda hosts, _i, u: (
+                f"Turn emergency mode OFF on {_hosts(hosts)}: the banner disappears for users. Recorded as resolved "
+                f"by {u}; operators are notified."
+            ),
+            lambda t, limit, _i, u, _s: t.deactivate_emergency(u, limit=limit),
+        ),
+        ActionSpec(
+            "restart",
+            "Restart components",
+            "change",
+            _parse_restart,
+            lambda hosts, i, _u: (
+                f"Restart {', '.join(i['components'])} on {_hosts(hosts)}, one host at a time, each host healthy "
+                "again before the next. Connected users reconnect."
+            ),
+            lambda t, limit, i, _u, _s: t.restart(i["components"], limit=limit),
+        ),
+        ActionSpec(
+            "rollback",
+            "Roll back to legacy",
+            "danger",
+            _no_inputs("rollback"),
+            lambda hosts, _i, _u: (
+                f"Roll {_hosts(hosts)} back to legacy flash messages: take a backup, carry every pending WebSocket "
+                "notification into the flash store, stop and disable the WebSocket service, switch templates and "
+                "routes to legacy, verify. Users then see notifications on their next page instead of live; none "
+                "is lost. A host whose verification fails is put back from the backup."
+            ),
+            lambda t, limit, _i, _u, _s: t.rollback(limit=limit),
+        ),
+        ActionSpec(
+            "restore",
+            "Restore WebSocket mode",
+            "danger",
+            _no_inputs("restore"),
+            lambda hosts, _i, _u: (
+                f"Roll {_hosts(hosts)} forward to WebSocket mode: WebSocket service enabled and started, WebSocket "
+                "templates and routes, verified; notifications are live again."
+            ),
+            lambda t, limit, _i, _u, _s: t.restore(limit=limit),
+        ),
+    )
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+@dataclass
+class Job:
+    id: str
+    action: str
+    label: str
+    hosts: list[str]
+    user: str
+    inputs: dict[str, Any]
+    description: str
+    started_at: datetime = field(default_factory=_now)
+    finished_at: datetime | None = None
+    state: str = "running"  # running | succeeded | failed
+    task: str = ""
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT_LINES))
+    message: str = ""
+    exit_code: int | None = None
+    outcome: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "action": self.action,
+            "label": self.label,
+            "hosts": self.hosts,
+            "user": self.user,
+            "inputs": self.inputs,
+            "description": self.description,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "state": self.state,
+            "task": self.task,
+            "progress": list(self.lines)[-40:],
+            "message": self.message,
+            "exit_code": self.exit_code,
+            "outcome": self.outcome,
+            "run_ids": self.run_ids,
+        }
+
+
+class Jobs:
+    """The dashboard's actions: started, followed, kept (the last few) for the page."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.dashboard = dashboard
+        self.stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._threads: list[threading.Thread] = []
+
+    def prepare(self, action: Any, limit_hosts: Any, inputs: Any) -> tuple[ActionSpec, list[str], dict[str, Any]]:
+        """Check an action request; returns (spec, hosts, inputs) or raises BadInput naming what is wrong."""
+        spec = ACTIONS.get(action) if isinstance(action, str) else None
+        if spec is None:
+            raise BadInput(f"unknown action {action!r}; the actions are: {', '.join(ACTIONS)}")
+        if inputs is None:
+            inputs = {}
+        if not isinstance(inputs, dict):
+            raise BadInput("inputs must be an object")
+        if limit_hosts is None:
+            hosts = list(self.dashboard.hosts)
+        elif isinstance(limit_hosts, list) and limit_hosts and all(isinstance(h, str) for h in limit_hosts):
+            unknown = [h for h in limit_hosts if h not in self.dashboard.hosts]
+            if unknown:
+                raise BadInput(
+                    f"hosts {', '.join(unknown)} are not shown by this dashboard; "
+                    f"its hosts are: {', '.join(self.dashboard.hosts)}"
+                )
+            hosts = sorted(set(limit_hosts))
+        else:
+            raise BadInput("hosts must be a non-empty list of host names (or left out for every host)")
+        return spec, hosts, spec.parse(inputs)
+
+    def running(self) -> list[Job]:
+        with self._lock:
+            return [job for job in self._jobs.values() if job.state == "running"]
+
+    def conflict(self, hosts: list[str]) -> Job | None:
+        return next((job for job in self.running() if set(job.hosts) & set(hosts)), None)
+
+    def start(self, spec: ActionSpec, hosts: list[str], inputs: dict[str, Any], user: str) -> Job:
+        """Start the action in a thread (Conflict while another dashboard action runs on one of the hosts)."""
+        job = Job(
+            id=uuid.uuid4().hex[:12],
+            action=spec.name,
+            label=spec.label,
+            hosts=hosts,
+            user=user,
+            inputs=inputs,
+            description=spec.describe(hosts, inputs, user),
+        )
+        with self._lock:
+            busy = next((j for j in self._jobs.values() if j.state == "running" and set(j.hosts) & set(hosts)), None)
+            if busy is not None:
+                raise Conflict(
+                    f"{busy.label} started by {busy.user} at {_iso(busy.started_at)} is running on "
+                    f"{_hosts(sorted(set(busy.hosts) & set(hosts)))}; wait for it to finish"
+                )
+            self._jobs[job.id] = job
+            finished = [j.id for j in self._jobs.values() if j.state != "running"]
+            for old in finished[: max(0, len(self._jobs) - KEPT_JOBS)]:
+                del self._jobs[old]
+        thread = threading.Thread(target=self._run, args=(spec, job), name=f"dashboard-{spec.name}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        self.dashboard.changed(record=True)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [job.to_json() for job in sorted(jobs, key=lambda j: j.started_at, reverse=True)]
+
+    def _on_event(self, job: Job, event: Event) -> None:
+        """Progress lines from the ansible-runner events (what the CLI shows on stderr)."""
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        line = None
+        if kind == "playbook_on_start":
+            line = f"playbook {data.get('playbook', '')}"
+        elif kind == "playbook_on_play_start":
+            line = f"play: {data.get('play', '')}"
+        elif kind == "playbook_on_task_start":
+            job.task = str(data.get("task", ""))
+        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            message = str((data.get("res") or {}).get("msg", ""))[:300]
+            line = f"{data.get('host')}: {kind[10:]} at {job.task}: {message}"
+        elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+            line = f"{data.get('host')}: changed: {job.task}"
+        elif kind == "playbook_on_stats":
+            line = "playbook finished"
+        if line:
+            job.lines.append(line)
+        if line or kind == "playbook_on_task_start":
+            self.dashboard.changed()
+
+    def _run(self, spec: ActionSpec, job: Job) -> None:
+        dashboard = self.dashboard
+        toolkit = EmergencyToolkit(
+            inventory=dashboard.inventory_arg,
+            store=dashboard.store,
+            actor=job.user,
+            home=dashboard.home,
+            timeout=dashboard.action_timeout,
+            on_event=lambda event: self._on_event(job, event),
+            cancel=self.stop_event.is_set,
+        )
+        try:
+            result = spec.run(toolkit, ",".join(job.hosts), job.inputs, job.user, dashboard.failing_since(job.hosts))
+        except ToolkitError as exc:
+            job.state, job.exit_code, job.message = "failed", exc.exit_code, exc.message
+        except Exception as exc:  # reported on the page and in the log; the dashboard goes on
+            log.exception("dashboard action %s failed", spec.name)
+            job.state, job.exit_code, job.message = "failed", 1, f"internal error: {type(exc).__name__}: {exc}"
+        else:
+            job.state = "succeeded" if result.ok else "failed"
+            job.exit_code, job.message = result.exit_code, result.message
+            job.outcome = {
+                host: {
+                    key: row.get(key)
+                    for key in ("status", "line", "error", "primary", "level", "mode")
+                    if row.get(key) is not None
+                }
+                for host, row in result.hosts.items()
+            }
+            if result.run is not None:
+                job.run_ids.append(result.run.run_id)
+            if spec.name in ("health-check", "auto-recover"):
+                dashboard.record_health(result, source=spec.name, at=job.started_at)
+        job.finished_at = _now()
+        job.lines.append(f"{job.state}: {job.message}")
+        try:
+            dashboard.store.audit(
+                actor=job.user,
+                action=f"dashboard {spec.name} {job.state}",
+                target=_hosts(job.hosts),
+                details={"job": job.id, "exit_code": job.exit_code, "message": job.message[:500]},
+            )
+        except ToolkitError as exc:  # the store is down: the page still shows the result
+            log.error("cannot record the end of dashboard action %s in the audit trail: %s", job.id, exc.message)
+        dashboard.changed(record=True)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel the running playbooks (ansible-runner stops them cleanly) and wait for the threads."""
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+
+__all__ = ["ACTIONS", "ActionSpec", "Conflict", "Job", "Jobs"]

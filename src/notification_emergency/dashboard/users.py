@@ -1,0 +1,193 @@
+"""Dashboard users: names, roles and password hashes in a YAML file.
+
+The file (``--users FILE``, ``NOTIFICATION_EMERGENCY_DASHBOARD_USERS``, else ``dashboard-users.yml`` in the
+state directory) is written by ``notification-emergency dashboard --add-user NAME --role operator``, which
+reads the password from the terminal (or the first line of standard input). It holds only hashes
+(``werkzeug.security``, scrypt), is created with mode 0600, and looks like::
+
+    # notification-emergency dashboard users (passwords hashed with werkzeug.security)
+    users:
+      alice:
+        role: operator
+        password_hash: "scrypt:32768:8:1$..."
+
+Roles: ``viewer`` sees everything; ``operator`` also runs the controls. The running dashboard reads the file
+again when it changes, so users added or removed take effect at once; a file that becomes invalid locks
+everybody out (fail closed) and the login page says why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from notification_emergency.errors import BadInput
+from notification_emergency.store import state_dir
+
+USERS_ENV = "NOTIFICATION_EMERGENCY_DASHBOARD_USERS"
+ROLES = ("viewer", "operator")
+MIN_PASSWORD_LENGTH = 8
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+HEADER = "# notification-emergency dashboard users (passwords hashed with werkzeug.security; mode 0600)\n"
+# Checked when the name is unknown, so that a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password of anybody")
+
+
+def default_users_file() -> Path:
+    """``NOTIFICATION_EMERGENCY_DASHBOARD_USERS``, else ``dashboard-users.yml`` in the state directory."""
+    configured = os.environ.get(USERS_ENV)
+    return Path(configured).expanduser() if configured else state_dir() / "dashboard-users.yml"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    password_hash: str
+
+    @property
+    def can_act(self) -> bool:
+        return self.role == "operator"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise BadInput(
+            f"dashboard user name {name!r} is not valid: use 1-64 letters, digits, '.', '_', '-' or '@', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise BadInput(f"--role {role!r} is not a dashboard role; choose {' or '.join(ROLES)}")
+    return role
+
+
+class UserFile:
+    """The users file at ``path``; ``users()`` re-reads it when it changed on disk. Thread-safe."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_users_file()
+        self.error: str | None = None  # why the file cannot be used (then nobody can log in)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._users: dict[str, User] = {}
+
+    def _read(self) -> dict[str, User]:
+        """Parse the file; a file that is not as documented is a BadInput naming the file and the fix."""
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise BadInput(f"cannot read the dashboard users file {self.path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise BadInput(f"the dashboard users file {self.path} is not valid YAML: {exc}") from None
+        fix = "recreate it with `notification-emergency dashboard --add-user NAME --role operator`"
+        if data is None:
+            return {}
+        if not isinstance(data, dict) or not isinstance(data.get("users") or {}, dict):
+            raise BadInput(f"the dashboard users file {self.path} must be a mapping with a 'users' mapping; {fix}")
+        users: dict[str, User] = {}
+        for name, entry in (data.get("users") or {}).items():
+            name = str(name)
+            if not _NAME.match(name) or not isinstance(entry, dict):
+                raise BadInput(f"the dashboard users file {self.path}: entry {name!r} is not valid; {fix}")
+            role, password_hash = entry.get("role"), entry.get("password_hash")
+            if role not in ROLES:
+                raise BadInput(
+                    f"the dashboard users file {self.path}: user {name} has role {role!r}; choose {' or '.join(ROLES)}"
+                )
+            if not isinstance(password_hash, str) or "$" not in password_hash:
+                raise BadInput(f"the dashboard users file {self.path}: user {name} has no password_hash; {fix}")
+            users[name] = User(name, str(role), password_hash)
+        return users
+
+    def users(self) -> dict[str, User]:
+        """The users (empty when the file is missing or invalid; ``error`` then says why, if invalid)."""
+        with self._lock:
+            try:
+                info = self.path.stat()
+            except FileNotFoundError:
+                self._stamp, self._users, self.error = None, {}, None
+                return {}
+            except OSError as exc:
+                self._stamp, self._users, self.error = None, {}, f"cannot read {self.path}: {exc.strerror}"
+                return {}
+            stamp = (info.st_mtime_ns, info.st_size)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._users, self.error = self._read(), None
+                except BadInput as exc:
+                    self._users, self.error = {}, exc.message  # fail closed
+            return dict(self._users)
+
+    def check(self) -> dict[str, User]:
+        """The users, or a BadInput when the file exists but cannot be used (for start-up)."""
+        users = self.users()
+        if self.error:
+            raise BadInput(self.error)
+        return users
+
+    def get(self, name: str) -> User | None:
+        return self.users().get(name)
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        user = self.users().get(name)
+        valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+        return user if user is not None and valid else None
+
+    # -- changes (the CLI) -----------------------------------------------------------------------------
+
+    def _write(self, users: dict[str, User]) -> None:
+        data: dict[str, Any] = {
+            "users": {u.name: {"role": u.role, "password_hash": u.password_hash} for u in users.values()}
+        }
+        text = HEADER + yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=".dashboard-users-", dir=self.path.parent)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                    stream.write(text)
+                os.chmod(temporary, 0o600)
+                os.replace(temporary, self.path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise BadInput(
+                f"cannot write the dashboard users file {self.path}: {exc.strerror or exc}; choose another with --users"
+            ) from None
+
+    def add(self, name: str, role: str, password: str) -> bool:
+        """Add a user, or change the role and password of an existing one; True when the user is new."""
+        check_name(name)
+        check_role(role)
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise BadInput(f"the password of {name} must have at least {MIN_PASSWORD_LENGTH} characters")
+        users = self._read() if self.path.exists() else {}
+        new = name not in users
+        users[name] = User(name, role, generate_password_hash(password))
+        self._write(users)
+        return new
+
+    def remove(self, name: str) -> bool:
+        """Remove a user; False when there was none of that name."""
+        users = self._read() if self.path.exists() else {}
+        if users.pop(name, None) is None:
+            return False
+        self._write(users)
+        return True
+
+
+__all__ = ["MIN_PASSWORD_LENGTH", "ROLES", "USERS_ENV", "User", "UserFile", "check_role", "default_users_file"]
