@@ -1100,14 +1100,15 @@ def dashboard(
     ] = False,
     inventory: Inventory = None,
     limit: Limit = None,
-    verbose: Verbose = 0,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="Log every HTTP request.")] = 0,
     store: Store = None,
 ) -> None:
     """Serve the emergency monitoring dashboard: live status, controls, events, component health, /metrics.
 
-    Login required (users from the users file; viewers look, operators act); every action is audited.
-    Example: notification-emergency dashboard --add-user alice --role operator
-             notification-emergency dashboard --port 5001
+    Login required: users come from the users file (viewers look, operators act); every action is audited.
+    Create a user first (the password is read from the terminal or stdin), then serve; see docs/dashboard.md.
+
+    Example: notification-emergency dashboard --add-user alice --role operator && notification-emergency dashboard
     """
     from notification_emergency.dashboard import command
 
