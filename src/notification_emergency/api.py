@@ -15,6 +15,7 @@ its outcome recorded in the event store with the audit trail, and a typed :class
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import time
@@ -44,7 +45,7 @@ from notification_emergency.runner import (
     run_playbook,
     validate_inputs,
 )
-from notification_emergency.store import EventStore, state_dir
+from notification_emergency.store import EventStore, parse_time, state_dir
 
 if TYPE_CHECKING:
     from notification_emergency.engine import Policy
@@ -446,6 +447,65 @@ class EmergencyToolkit:
         """A verified, checksummed backup of everything a rollback or restore touches."""
         return self._mutating(
             "backup", "backup.yml", {"backup_label": label}, limit=limit, check=check, diff=diff, done="backed up"
+        )
+
+    def record_run(self, report_file: str | Path) -> ActionResult:
+        """Record in the store a run launched without the CLI (AWX, EDA, ansible-playbook), from the report the
+        playbook wrote: the run with its hosts, and the audit entries the CLI would have written. A run that is
+        recorded already (the CLI records its own) is left as it is."""
+        path = Path(report_file)
+        try:
+            report = json.loads(path.read_text())
+            run_id, playbook = str(report["run_id"]), str(report["playbook"])
+            rows = {str(row["host"]): row for row in report.get("hosts") or []}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BadInput(
+                f"{path} is not a run report of the playbooks ({type(exc).__name__}: {exc}); give the JSON file a "
+                "playbook wrote into its reports directory"
+            ) from None
+        if self.store.run(run_id) is not None:
+            return ActionResult("record-run", True, EXIT_OK, f"run {run_id} was recorded already")
+        actor = str(report.get("owner") or self.actor)
+        action = playbook.removesuffix(".yml")
+        failed = sorted(host for host, row in rows.items() if row.get("status") != "ok")
+        status = "failed" if failed else "successful"
+        started = parse_time(report.get("started_at")) or parse_time(report.get("finished_at"))
+        finished = parse_time(report.get("finished_at"))
+        self.store.start_run(
+            run_id,
+            action=action,
+            playbook=playbook,
+            actor=actor,
+            inputs={},
+            limit=",".join(rows),
+            check=bool(report.get("check_mode")),
+            started_at=started,
+        )
+        self.store.audit(
+            actor=actor, action=f"{action} started", target=",".join(rows), details={"run_id": run_id}, at=started
+        )
+        self.store.finish_run(
+            run_id,
+            status=status,
+            rc=0 if not failed else 2,
+            hosts={host: {"status": row.get("status"), "line": row.get("line")} for host, row in rows.items()},
+            report=report,
+            finished_at=finished,
+        )
+        self.store.audit(
+            actor=actor,
+            action=f"{action} {status}",
+            target=",".join(rows),
+            details={"run_id": run_id, "failed_hosts": failed},
+            at=finished,
+        )
+        return ActionResult(
+            "record-run",
+            True,
+            EXIT_OK,
+            f"recorded run {run_id} of {playbook} by {actor}: {status}",
+            {host: {"status": row.get("status")} for host, row in rows.items()},
+            report=report,
         )
 
     def drain_backlog(self, *, limit: str | None = None, check: bool = False, diff: bool = False) -> ActionResult:

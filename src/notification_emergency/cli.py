@@ -809,6 +809,23 @@ def _record(as_json: bool, store: str | None, call: Callable[[Any], Any], render
         render(data)
 
 
+@app.command("record-run")
+def record_run(
+    report: Annotated[Path, typer.Argument(help="The run report a playbook wrote (reports/<playbook>-<run id>.json).")],
+    as_json: AsJson = False,
+    store: Store = None,
+) -> None:
+    """Record in the event store a run launched without this CLI (AWX, EDA, ansible-playbook), from its report.
+
+    The playbooks call it themselves at the end of a run when a store is configured (the notification_store
+    variable or NOTIFICATION_EMERGENCY_STORE), so the runs of AWX job templates land in the same records
+    (runs, audit trail) as the CLI's. A run recorded already is left as it is.
+
+    Example: notification-emergency record-run reports/backup-20261127T101500Z-ab12cd.json
+    """
+    _act(as_json, 0, None, store, None, lambda t: t.record_run(report))
+
+
 @app.command()
 def events(
     since: Since = None,
