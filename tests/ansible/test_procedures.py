@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from tests.ansible.conftest import SandboxHost
 from tests.ansible.sandbox import ROOT
-from tests.conftest import VENV_BIN
+from tests.conftest import VENV_BIN, free_port_block
 
 PAGE = ROOT / "docs" / "emergency-procedures.md"
 
@@ -53,13 +54,19 @@ def test_every_command_of_the_page_runs_against_a_sandbox_host(tmp_path: Path, s
         "ANSIBLE_NOCOLOR": "1",
         "NO_COLOR": "1",
     }
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"  # the page's commands, as after activating the venv
     timings = []
     for line in lines:
-        argv = shlex.split(line.replace("HOST", sandbox_host.name))
-        assert argv[0] in ("notification-emergency", "ansible-playbook"), line
-        argv[0] = str(VENV_BIN / argv[0])
+        command = line.replace("HOST", sandbox_host.name)
+        assert re.match(r"^(echo .*\| )?(notification-emergency|ansible-playbook) ", command), line
         started = time.monotonic()
-        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+        if " dashboard --port " in command:  # a server: start it, see it answer, stop it
+            _serve_and_check(command, env)
+            timings.append(f"{time.monotonic() - started:5.1f}s {line}")
+            continue
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
         timings.append(f"{time.monotonic() - started:5.1f}s {line}")
         assert done.returncode == 0, f"{line}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
     print("\n".join(timings))
@@ -68,10 +75,31 @@ def test_every_command_of_the_page_runs_against_a_sandbox_host(tmp_path: Path, s
     assert not health["emergency"]["active"]
 
 
+def _serve_and_check(command: str, env: dict[str, str]) -> None:
+    """Start the dashboard line on a free port, wait until its login page answers, stop it with SIGTERM."""
+    port = free_port_block(1, start=26500)
+    argv = shlex.split(re.sub(r"--port \d+", f"--port {port}", command))
+    server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/login", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, f"{command}: did not start"
+            time.sleep(0.3)
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode in (0, -15), f"{command}: exit {server.returncode}\n{output[-2000:]}"
+
+
 @pytest.mark.parametrize("line", commands())
 def test_each_command_is_well_formed(line: str) -> None:
     """Each command's options exist (its --help accepts the same command path)."""
-    argv = shlex.split(line.replace("HOST", "sandbox-01"))
+    argv = shlex.split(line.replace("HOST", "sandbox-01").split("| ")[-1])
     if argv[0] != "notification-emergency":
         assert (ROOT / argv[1]).is_file(), line
         return
