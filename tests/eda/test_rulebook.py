@@ -28,7 +28,7 @@ from ansible_rulebook.util import substitute_variables
 from ansible_rulebook.validators import Validate
 
 from notification_emergency.runner import validate_inputs
-from tests.ansible.sandbox import Sandbox, parse_recap, processes_under
+from tests.ansible.sandbox import Sandbox, SandboxHost, parse_recap, processes_under
 from tests.conftest import ROOT, VENV_BIN, free_port_block
 
 RULEBOOK = ROOT / "rulebooks" / "notification_alerts.yml"
@@ -249,6 +249,7 @@ class Rulebook:
     token: str
     store: Path
     host: str
+    sandbox: SandboxHost
 
     def output(self) -> str:
         return ANSI.sub("", self.log.read_text(errors="replace"))
@@ -332,6 +333,7 @@ def rulebook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rulebook]:
         token,
         work / "state" / "events.db",
         host,
+        SandboxHost(box, host),
     )
     try:
         for url in (handle.alertmanager_url, handle.webhook_url):
@@ -369,9 +371,11 @@ def test_rulebook_maps_alerts_and_requests_to_playbooks(rulebook: Rulebook) -> N
     assert rulebook.post(rulebook.alertmanager_url, alertmanager_body(alert("X", host)), token="wrong") == 401
     assert rulebook.post(rulebook.webhook_url, data=b"not json") == 400
 
-    # The same firing alert twice within the throttle window, then a resolved alert for the same host (the
-    # ruleset handles its events in order, so when that one's health check has run, both firing alerts have
-    # been seen).
+    # The WebSocket service goes down; Alertmanager fires. The same firing alert twice within the throttle
+    # window, then a resolved alert for the same host (the ruleset handles its events in order, so when that
+    # one's health check has run, both firing alerts have been seen).
+    rulebook.sandbox.supervisorctl("stop", "notification-websocket")
+    assert rulebook.sandbox.health()["status"] != "healthy"
     firing = alertmanager_body(alert("NotificationWebSocketDown", host, severity="critical"))
     assert rulebook.post(rulebook.alertmanager_url, firing) == 200
     assert rulebook.post(rulebook.alertmanager_url, firing) == 200
@@ -387,6 +391,10 @@ def test_rulebook_maps_alerts_and_requests_to_playbooks(rulebook: Rulebook) -> N
     assert recover["localhost"]["failed"] == 0, output[-4000:]
     started = [row for row in rulebook.audit() if row["action"] == "auto-recover started"]
     assert [row["target"] for row in started] == [host], rulebook.audit()
+    # ... and it really recovered the host (the engine's playbook runs nested in ansible-rulebook's run).
+    actions = [row["action"] for row in rulebook.audit()]
+    assert "auto-recover successful" in actions and "auto-recover:restart_websocket successful" in actions, actions
+    assert rulebook.sandbox.health()["status"] == "healthy"
     # The resolved alert went to health_check.yml, on that host; the throttled alert did not fall through.
     [health] = recaps(output, HEALTH_PLAY)
     assert set(health) == {host} and health[host]["failed"] == 0, output[-4000:]
