@@ -44,6 +44,11 @@ print(f"""
   Roll back to legacy flash messages and forward again; what happened:
     .venv/bin/notification-emergency rollback && .venv/bin/notification-emergency restore
     .venv/bin/notification-emergency events --since 1h
+  Watch it all in the browser (create an operator first; the password is read from the terminal):
+    .venv/bin/notification-emergency dashboard --add-user alice --role operator
+    .venv/bin/notification-emergency dashboard          # http://127.0.0.1:5001
+  Tell users and operators (channels: docs/notifications.md); the on-call's page: docs/emergency-procedures.md
+    .venv/bin/notification-emergency send-notification --title "Notifications delayed" --priority high
   More hosts, or none:
     make sandbox-up SANDBOX_SIZE=3
     make sandbox-down
