@@ -9,13 +9,12 @@ fix, never a traceback. Exit codes: see :mod:`notification_emergency.errors`.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -771,25 +770,10 @@ def test_recovery(
     )
 
 
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+def _since(value: str | None) -> datetime | None:
+    from notification_emergency.store import parse_since  # (SQLAlchemy: only for the commands that need it)
 
-
-def parse_since(value: str | None) -> datetime | None:
-    """``24h``, ``7d``, ``30m`` (ago) or an ISO 8601 time; None for everything."""
-    if not value:
-        return None
-    match = _DURATION.match(value.strip())
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ToolkitError(
-            f"--since {value!r} is neither a duration (30m, 24h, 7d) nor an ISO time (2026-11-27T10:00:00Z)",
-            exit_code=EXIT_BAD_INPUT,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parse_since(value)
 
 
 Since = Annotated[str | None, typer.Option(help="Only since then: 30m, 24h, 7d or an ISO time.")]
@@ -853,7 +837,7 @@ def events(
             table.add_row(row["at"], row["kind"], ok, row["summary"])
         out.print(table if rows else "no events")
 
-    _record(as_json, store, lambda s: {"events": s.events(since=parse_since(since), limit=limit, kinds=kinds)}, render)
+    _record(as_json, store, lambda s: {"events": s.events(since=_since(since), limit=limit, kinds=kinds)}, render)
 
 
 @app.command()
@@ -889,7 +873,7 @@ def stats(since: Since = None, as_json: AsJson = False, store: Store = None) -> 
             )
         out.print(table)
 
-    _record(as_json, store, lambda s: s.statistics(since=parse_since(since)), render)
+    _record(as_json, store, lambda s: s.statistics(since=_since(since)), render)
 
 
 @app.command("generate-report")
@@ -912,7 +896,7 @@ def generate_report(
 
     Example: notification-emergency generate-report --output reports/incident-42.md --since 24h
     """
-    moment = parse_since(since)
+    moment = _since(since)
 
     def call(toolkit: Any) -> Any:
         result = toolkit.generate_report(output, since=moment, limit=limit, include_status=with_status)
@@ -1077,7 +1061,7 @@ def notifications(
                 out.print(f"{row['notification_id']} {row['title']}:")
                 _render_attempts(row["attempts"])
 
-    _record(as_json, store, lambda s: {"notifications": s.notifications(since=parse_since(since), limit=limit)}, render)
+    _record(as_json, store, lambda s: {"notifications": s.notifications(since=_since(since), limit=limit)}, render)
 
 
 class DashboardRole(StrEnum):

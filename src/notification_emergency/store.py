@@ -32,7 +32,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +340,27 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
 def parse_time(value: str | None) -> datetime | None:
     """A time the store gave out (ISO 8601, ``Z`` for UTC) as an aware datetime; None stays None."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+
+
+def parse_since(value: str | None, *, name: str = "--since") -> datetime | None:
+    """A user's "since" (``24h``, ``7d``, ``30m`` ago, or an ISO 8601 time) for the store's queries; None for
+    everything. ``name`` is the option or parameter named in the error (the CLI's, the dashboard's)."""
+    if not value:
+        return None
+    match = _DURATION.match(value.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(
+            f"{name} {value!r} is neither a duration (30m, 24h, 7d) nor an ISO time (2026-11-27T10:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _redact(value: Any) -> Any:

@@ -36,8 +36,8 @@ from notification_emergency.dashboard import metrics
 from notification_emergency.dashboard.core import Dashboard, secret_key
 from notification_emergency.dashboard.jobs import ACTIONS, Conflict
 from notification_emergency.dashboard.users import User
-from notification_emergency.errors import BadInput, ToolkitError
-from notification_emergency.store import EVENT_KINDS, StoreError
+from notification_emergency.errors import BadInput
+from notification_emergency.store import EVENT_KINDS, StoreError, parse_since
 
 log = logging.getLogger("notification_emergency.dashboard")
 
@@ -92,15 +92,10 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def _since_arg() -> Any:
-    from notification_emergency.cli import parse_since
-
     raw = request.args.get("since")
     if raw is not None and len(raw) > 64:
         raise BadInput("query parameter since is too long")
-    try:
-        return parse_since(raw)
-    except ToolkitError as exc:
-        raise BadInput(exc.message.replace("--since", "since")) from None
+    return parse_since(raw, name="query parameter since")
 
 
 def create_app(dashboard: Dashboard, *, secure_cookies: bool = False) -> Flask:
