@@ -12,8 +12,12 @@ version_added: "0.1.0"
 description:
   - Brings a set of services (for example C(notification-web) and C(notification-websocket)) to a wanted
     state in one call, under either supervisord (sandbox hosts and containers) or systemd (production).
-  - With supervisord it first applies changed program definitions (C(supervisorctl reread) and C(update)),
-    and can start the host's private supervisord when it is not running (O(supervisord_start)).
+  - With supervisord it first applies changed program definitions (what C(supervisorctl reread) and C(update)
+    do), and can start the host's private supervisord when it is not running (O(supervisord_start)).
+  - supervisord is asked directly over its XML-RPC interface, the unix socket or HTTP server that
+    O(supervisor_config) names (C([supervisorctl] serverurl), else C([unix_http_server] file), with the
+    C(username) and C(password) set there), so the Python that runs the module needs no C(supervisor)
+    package. Only a configuration that names neither is driven through C(supervisorctl).
   - After starting or restarting it waits until each service is running, and fails with the service's
     state and the tail of its log when it does not come up.
   - Idempotent; supports check mode (reports what it would do and changes nothing).
@@ -57,11 +61,15 @@ options:
     default: false
   bin_dir:
     description:
-      - Directory that holds C(supervisorctl) and C(supervisord). Defaults to the directory of the Python
+      - Directory that holds C(supervisord) (to start it, O(supervisord_start)) and C(supervisorctl) (only
+        for a O(supervisor_config) without a socket or serverurl). Defaults to the directory of the Python
         interpreter that runs the module, then the C(PATH).
     type: path
   timeout:
-    description: Seconds to wait for supervisord to answer and for each service to reach running.
+    description:
+      - Seconds to wait for supervisord to answer (each question, and a started supervisord) and for each
+        service to reach running. Starting and stopping a service take as long as supervisord takes
+        (the program's C(startsecs) and C(stopwaitsecs)).
     type: float
     default: 20
 author:
@@ -165,12 +173,9 @@ def main():
 
     try:
         if params["manager"] == "supervisord":
+            # Both only when needed: supervisord to start it, supervisorctl for a config without a socket.
             ctl = find_binary("supervisorctl", params["bin_dir"])
             daemon = find_binary("supervisord", params["bin_dir"])
-            if not ctl or not daemon:
-                module.fail_json(
-                    msg="supervisorctl/supervisord not found; install supervisor or set bin_dir to their directory"
-                )
             backend = SupervisorBackend(run, params["supervisor_config"], ctl, daemon, params["timeout"])
         else:
             systemctl = find_binary("systemctl", params["bin_dir"])

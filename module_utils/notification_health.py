@@ -3,10 +3,11 @@
 Used by the ``notification_health`` module; the result shape is the contract in ``docs/health-result.md``.
 
 Every check speaks its protocol itself over a plain socket with the standard library (HTTP, the WebSocket
-upgrade with Engine.IO v4 and Socket.IO v5 on top, Redis RESP), so a host needs nothing but Python, PyYAML
-to read ``config.yml`` and, for a PostgreSQL database only, psycopg. Checks run concurrently; each one is
-bounded by its own timeout (socket timeouts computed from what is left of it, SQLite's busy timeout,
-libpq's connect_timeout and statement_timeout, subprocess timeouts) and the call by its deadline.
+upgrade with Engine.IO v4 and Socket.IO v5 on top, Redis RESP, supervisord's XML-RPC), so a host needs
+nothing but Python, PyYAML to read ``config.yml`` and, for a PostgreSQL database only, psycopg. Checks run
+concurrently; each one is bounded by its own timeout (socket timeouts computed from what is left of it,
+SQLite's busy timeout, libpq's connect_timeout and statement_timeout, subprocess timeouts) and the call by
+its deadline.
 Nothing here writes anything: the module is read-only and behaves the same in check mode.
 """
 
@@ -39,6 +40,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 from ansible.module_utils.notification_services import (
     ServiceControlError,
     SupervisorBackend,
+    SupervisorUnreachable,
     SystemdBackend,
 )
 
@@ -885,7 +887,7 @@ def check_process(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any],
     try:
         state = backend.status(service)
     except ServiceControlError as exc:
-        if isinstance(backend, SupervisorBackend) and not backend.reachable():
+        if isinstance(backend, SupervisorBackend) and _supervisord_down(backend, exc):
             raise CheckProblem(
                 "not_running", f"supervisord is not running for {backend.config}, so {service} is not either"
             ) from None
@@ -897,6 +899,16 @@ def check_process(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any],
         raise CheckProblem("bad_status", f"{service} is {state.state}, not running yet", DEGRADED)
     detail = f" ({state.detail})" if state.detail else ""
     raise CheckProblem("not_running", f"{service} is {state.state}{detail}")
+
+
+def _supervisord_down(backend: SupervisorBackend, error: ServiceControlError) -> bool:
+    """Whether ``error`` came from a supervisord that does not run (rather than from a program it runs)."""
+    if isinstance(error, SupervisorUnreachable):
+        return True
+    try:
+        return not backend.reachable()
+    except ServiceControlError:
+        return False  # it answers, but not as asked (credentials, a bad config): report the error itself
 
 
 def check_disk(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], context: Context) -> None:
@@ -996,8 +1008,8 @@ class Context:
 
     def process_backend(self, opts: dict[str, Any], deadline: Deadline) -> SupervisorBackend | SystemdBackend:
         def run(args: list[str]) -> tuple[int, str, str]:
-            # Not AnsibleModule.run_command: it has no timeout, and a hung supervisorctl or systemctl must
-            # not hold the call past the check's timeout.
+            # Not AnsibleModule.run_command: it has no timeout, and a hung systemctl (or supervisorctl, for a
+            # supervisord config without a socket) must not hold the call past the check's timeout.
             deadline.step = f"running {os.path.basename(args[0])} {' '.join(args[1:])}"
             try:
                 done = subprocess.run(
@@ -1013,11 +1025,19 @@ class Context:
             return done.returncode, done.stdout, done.stderr
 
         if opts["manager"] == "supervisord":
+            # supervisord is asked over XML-RPC on its socket, every call bounded by what is left of the check's
+            # timeout; supervisorctl is needed only for a config that names no socket and no serverurl.
             ctl = find_binary("supervisorctl", self.bin_dir)
-            if not ctl:
-                raise CheckProblem("error", "supervisorctl not found; install supervisor or set bin_dir")
             daemon = find_binary("supervisord", self.bin_dir) or "supervisord"
-            return SupervisorBackend(run, opts["supervisor_config"], ctl, daemon, deadline.seconds)
+            return SupervisorBackend(
+                run,
+                opts["supervisor_config"],
+                ctl,
+                daemon,
+                deadline.seconds,
+                call_timeout=deadline.remaining,
+                on_timeout=CheckTimeout,
+            )
         systemctl = find_binary("systemctl", self.bin_dir)
         if not systemctl:
             raise CheckProblem("error", "systemctl not found; use manager=supervisord on hosts without systemd")

@@ -1,19 +1,32 @@
 """Control the notification service's processes under supervisord or systemd.
 
-Shared by the ``notification_services`` module (and later the health and recovery modules).
-Every backend answers the same questions: is the manager reachable, what state is each service in,
-and how to start, stop or restart one. Commands run through ``AnsibleModule.run_command`` so the
-module's check mode, logging and environment apply; nothing here writes files.
+Shared by the ``notification_services`` module and the health module's process checks. Every backend
+answers the same questions: is the manager reachable, what state is each service in, and how to start,
+stop or restart one. Nothing here writes files.
+
+supervisord is asked directly over its XML-RPC interface (the unix socket or the HTTP server that the
+configuration file names), with the standard library only: no ``supervisorctl`` process per question, and
+no need for the ``supervisor`` package in the Python that runs the module. Only a configuration that names
+neither a unix socket nor a ``serverurl`` is still driven through ``supervisorctl``, and supervisord itself
+is started as a process. systemd commands run through the runner (``AnsibleModule.run_command`` in the
+module), so the module's check mode, logging and environment apply.
 """
 
 from __future__ import annotations
 
+import base64
+import configparser
+import http.client
 import os
 import re
+import socket
 import time
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+from xml.parsers.expat import ExpatError
 
 # run_command(args) -> (rc, stdout, stderr)
 Runner = Callable[[list[str]], tuple[int, str, str]]
@@ -22,9 +35,45 @@ RUNNING_STATES = frozenset({"RUNNING", "STARTING"})
 SUPERVISOR_STATUS = re.compile(r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)\s*(?P<rest>.*)$")
 PID_RE = re.compile(r"pid (\d+)")
 
+# supervisord's XML-RPC fault codes (supervisor.xmlrpc.Faults).
+SHUTDOWN_STATE = 6
+BAD_NAME = 10
+NO_FILE = 20
+NOT_EXECUTABLE = 21
+FAILED = 30
+ABNORMAL_TERMINATION = 40
+SPAWN_ERROR = 50
+ALREADY_STARTED = 60
+NOT_RUNNING = 70
+ALREADY_ADDED = 90
+STILL_RUNNING = 91
+CANT_REREAD = 92
+# What supervisorctl prints for a fault: "<name>: ERROR (<text>)".
+FAULT_TEXT = {
+    SHUTDOWN_STATE: "supervisor shutting down",
+    BAD_NAME: "no such process",
+    NO_FILE: "no such file",
+    NOT_EXECUTABLE: "file is not executable",
+    ABNORMAL_TERMINATION: "abnormal termination",
+    SPAWN_ERROR: "spawn error",
+    ALREADY_STARTED: "already started",
+    NOT_RUNNING: "not running",
+    STILL_RUNNING: "still running",
+}
+RPC_PATH = "/RPC2"
+STDERR_TAIL_BYTES = 1600  # what supervisorctl tail shows
+
 
 class ServiceControlError(Exception):
     """A failure that the module reports with ``fail_json``; the message says what to do."""
+
+
+class SupervisorUnreachable(ServiceControlError):
+    """No supervisord answers: its socket is missing or refuses connections (or its config file is missing)."""
+
+
+class SupervisorTimeout(ServiceControlError):
+    """supervisord accepted the connection but did not answer in time."""
 
 
 @dataclass
@@ -41,17 +90,148 @@ class ServiceState:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class SupervisorEndpoint:
+    """Where supervisord answers XML-RPC, as ``supervisorctl -c <config>`` would find it."""
+
+    url: str  # unix:///path/to/socket or http://host:port, for messages
+    socket_path: str | None = None
+    host: str = "localhost"
+    port: int = 80
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def _normalize_path(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def read_endpoint(config: str) -> SupervisorEndpoint | None:
+    """The XML-RPC endpoint that a supervisord configuration file names, read as supervisor reads it.
+
+    ``[supervisorctl] serverurl`` (``unix://`` or ``http://``) when set, else ``[unix_http_server] file``;
+    credentials from ``[supervisorctl] username``/``password``, else (for the unix socket) from
+    ``[unix_http_server]`` unless its password is a hash. Values expand ``%(here)s`` (the directory of the
+    file) and ``%(ENV_NAME)s``. None when the file names neither (then only ``supervisorctl`` knows).
+    """
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
+    try:
+        with open(config, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise SupervisorUnreachable(
+            f"supervisor_config {config} does not exist; deploy the supervisord configuration first"
+        ) from None
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ServiceControlError(f"cannot read supervisor_config {config}: {exc}") from None
+    expansions = {f"ENV_{name}": value for name, value in os.environ.items()}
+    expansions["here"] = os.path.dirname(_normalize_path(config))
+
+    def get(section: str, option: str) -> str | None:
+        if not parser.has_option(section, option):
+            return None
+        value = parser.get(section, option)
+        try:
+            return (value % expansions).strip()
+        except KeyError as exc:
+            raise ServiceControlError(
+                f"{config}: [{section}] {option} = {value} names {exc} which cannot be expanded"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise ServiceControlError(f"{config}: [{section}] {option} = {value} is badly formatted: {exc}") from None
+
+    server_file = get("unix_http_server", "file")
+    server_socket = _normalize_path(server_file) if server_file else None
+    username, password = get("supervisorctl", "username"), get("supervisorctl", "password")
+    serverurl = get("supervisorctl", "serverurl")
+    if serverurl:
+        if serverurl.startswith("unix://"):
+            socket_path = _normalize_path(serverurl[len("unix://") :])
+            endpoint = SupervisorEndpoint(f"unix://{socket_path}", socket_path=socket_path)
+        elif serverurl.startswith("http://"):
+            parts = urlsplit(serverurl)
+            try:
+                port = parts.port or 80
+            except ValueError:
+                raise ServiceControlError(f"{config}: [supervisorctl] serverurl {serverurl} has a bad port") from None
+            host = parts.hostname or "localhost"
+            endpoint = SupervisorEndpoint(f"http://{host}:{port}", host=host, port=port)
+        else:
+            raise ServiceControlError(
+                f"{config}: [supervisorctl] serverurl {serverurl} is neither unix:// nor http://; fix the serverurl"
+            )
+    elif server_socket:
+        endpoint = SupervisorEndpoint(f"unix://{server_socket}", socket_path=server_socket)
+    else:
+        return None
+    if username is None and password is None and endpoint.socket_path and endpoint.socket_path == server_socket:
+        server_password = get("unix_http_server", "password")
+        if server_password and not server_password.startswith("{SHA}"):
+            username, password = get("unix_http_server", "username"), server_password
+    return SupervisorEndpoint(
+        endpoint.url, endpoint.socket_path, endpoint.host, endpoint.port, username=username, password=password
+    )
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over an AF_UNIX stream socket (supervisord's ``[unix_http_server]``), with a timeout."""
+
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class SupervisorTransport(xmlrpc.client.Transport):
+    """``xmlrpc.client`` transport to one endpoint: a fresh connection per call, basic auth when configured."""
+
+    def __init__(self, endpoint: SupervisorEndpoint, timeout: float | None) -> None:
+        headers: list[tuple[str, str]] = []
+        if endpoint.username is not None and endpoint.password is not None:
+            token = base64.b64encode(f"{endpoint.username}:{endpoint.password}".encode()).decode("ascii")
+            headers.append(("Authorization", f"Basic {token}"))
+        super().__init__(headers=headers)
+        self.endpoint = endpoint
+        self.timeout = timeout
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        if self.endpoint.socket_path:
+            connection: http.client.HTTPConnection = UnixHTTPConnection(self.endpoint.socket_path, self.timeout)
+        else:
+            connection = http.client.HTTPConnection(self.endpoint.host, self.endpoint.port, timeout=self.timeout)
+        self._connection = (host, connection)  # so that close() closes it
+        return connection
+
+
 class SupervisorBackend:
-    """supervisord through ``supervisorctl -c <config>`` (one private supervisord per sandbox host)."""
+    """One private supervisord (per sandbox host or container), asked over XML-RPC.
+
+    ``timeout`` bounds the wait for a started supervisord and each quick question (state, reread, pid);
+    starting and stopping wait as long as supervisord takes (its startsecs, stopwaitsecs), as supervisorctl
+    does. A caller with its own deadline passes ``call_timeout`` (seconds left, asked before every call) and
+    ``on_timeout`` (the exception to raise when a call runs out of it). ``run`` runs ``supervisord`` and, for
+    a config that names no socket and no serverurl, ``supervisorctl``.
+    """
 
     def __init__(
         self,
         run: Runner,
         config: str,
-        supervisorctl: str,
-        supervisord: str,
+        supervisorctl: str | None,
+        supervisord: str | None,
         timeout: float,
         sleep: Callable[[float], None] = time.sleep,
+        call_timeout: Callable[[], float] | None = None,
+        on_timeout: Callable[[], BaseException] | None = None,
     ) -> None:
         self.run = run
         self.config = config
@@ -59,19 +239,104 @@ class SupervisorBackend:
         self.supervisord = supervisord
         self.timeout = timeout
         self.sleep = sleep
+        self.call_timeout = call_timeout
+        self.on_timeout = on_timeout
+        self._endpoint: SupervisorEndpoint | None = None
+        self._endpoint_read = False
+
+    # -- where and how to ask ------------------------------------------------------------------------------
+
+    def endpoint(self) -> SupervisorEndpoint | None:
+        """The XML-RPC endpoint of ``config`` (read once); None when only supervisorctl can find supervisord."""
+        if not self._endpoint_read:
+            self._endpoint = read_endpoint(self.config)
+            self._endpoint_read = True
+        return self._endpoint
+
+    def rpc(self, method: str, *args: Any, wait: bool = False) -> Any:
+        """Call ``method`` on supervisord; faults are raised as ``xmlrpc.client.Fault`` for the caller to read.
+
+        ``wait``: the call lasts as long as a process takes to start or stop.
+        """
+        endpoint = self.endpoint()
+        if endpoint is None:
+            raise ServiceControlError(f"{self.config} names no supervisord socket; cannot call {method}")
+        if self.call_timeout is not None:
+            timeout: float | None = self.call_timeout()
+        else:
+            timeout = None if wait else self.timeout
+        transport = SupervisorTransport(endpoint, timeout)
+        proxy = xmlrpc.client.ServerProxy(f"http://localhost{RPC_PATH}", transport=transport)
+        try:
+            return getattr(proxy, method)(*args)
+        except xmlrpc.client.Fault:
+            raise
+        except TimeoutError:  # socket.timeout
+            if self.on_timeout is not None:
+                raise self.on_timeout() from None
+            within = f" within {timeout:g}s" if timeout is not None else ""
+            raise SupervisorTimeout(
+                f"supervisord at {endpoint.url} did not answer {method}{within}; see its logfile"
+            ) from None
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise SupervisorUnreachable(
+                f"supervisord is not running for {self.config}: cannot connect to {endpoint.url} ({exc.strerror})"
+            ) from None
+        except xmlrpc.client.ProtocolError as exc:
+            if exc.errcode == 401:
+                raise ServiceControlError(
+                    f"supervisord at {endpoint.url} refused the credentials; set username and password in the "
+                    f"[supervisorctl] section of {self.config}"
+                ) from None
+            raise ServiceControlError(
+                f"supervisord at {endpoint.url} answered {method} with HTTP {exc.errcode} {exc.errmsg}"
+            ) from None
+        except (OSError, http.client.HTTPException, ExpatError, xmlrpc.client.ResponseError) as exc:
+            detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise ServiceControlError(f"cannot talk to supervisord at {endpoint.url} ({method}): {detail}") from None
+        finally:
+            transport.close()
 
     def ctl(self, *args: str) -> tuple[int, str, str]:
+        """``supervisorctl -c <config> args`` (only for a config that names no socket and no serverurl)."""
+        if not self.supervisorctl:
+            raise ServiceControlError(
+                f"{self.config} names no supervisord socket ([unix_http_server] file or [supervisorctl] serverurl) "
+                "and supervisorctl not found; install supervisor or set bin_dir"
+            )
         return self.run([self.supervisorctl, "-c", self.config, *args])
 
+    # -- the daemon -------------------------------------------------------------------------------------------
+
     def reachable(self) -> bool:
-        rc, out, _ = self.ctl("pid")
-        return rc == 0 and out.strip().isdigit()
+        """Whether supervisord answers (``supervisorctl pid``); False when its socket is missing or refuses."""
+        try:
+            endpoint = self.endpoint()
+        except SupervisorUnreachable:
+            return False
+        if endpoint is None:
+            rc, out, _ = self.ctl("pid")
+            return rc == 0 and out.strip().isdigit()
+        try:
+            self.rpc("supervisor.getPID")
+        except SupervisorUnreachable:
+            return False
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == SHUTDOWN_STATE:  # on its way out
+                return False
+            raise ServiceControlError(
+                f"supervisord at {endpoint.url} does not answer supervisor.getPID: {_fault_text(fault)}; "
+                f"does {self.config} have the [rpcinterface:supervisor] section?"
+            ) from None
+        return True
 
     def start_daemon(self) -> None:
         if not os.path.exists(self.config):
             raise ServiceControlError(
                 f"supervisor_config {self.config} does not exist; deploy the supervisord configuration first"
             )
+        if not self.supervisord:
+            raise ServiceControlError("supervisord not found; install supervisor or set bin_dir to its directory")
         rc, out, err = self.run([self.supervisord, "-c", self.config])
         if rc != 0:
             raise ServiceControlError(f"supervisord -c {self.config} failed (rc={rc}): {(err or out).strip()}")
@@ -84,27 +349,110 @@ class SupervisorBackend:
                 )
             self.sleep(0.1)
 
+    # -- program definitions ---------------------------------------------------------------------------------
+
+    def _reload_config(self, verb: str) -> tuple[list[str], list[str], list[str]]:
+        try:
+            result = self.rpc("supervisor.reloadConfig")
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == CANT_REREAD:
+                raise ServiceControlError(
+                    f"supervisord {verb} failed: ERROR: {fault.faultString}; fix the program files"
+                ) from None
+            raise ServiceControlError(f"supervisord {verb} failed: {_fault_text(fault)}") from None
+        added, changed, removed = result[0]
+        return list(added), list(changed), list(removed)
+
     def pending_updates(self) -> list[str]:
         """Program definitions that changed on disk (supervisorctl reread); read-only for processes."""
-        rc, out, err = self.ctl("reread")
-        if rc != 0:
-            raise ServiceControlError(f"supervisorctl reread failed: {(err or out).strip()}")
-        lines = [line.strip() for line in out.splitlines() if line.strip()]
-        return [line for line in lines if line != "No config updates to processes"]
+        if self.endpoint() is None:
+            rc, out, err = self.ctl("reread")
+            if rc != 0:
+                raise ServiceControlError(f"supervisorctl reread failed: {(err or out).strip()}")
+            lines = [line.strip() for line in out.splitlines() if line.strip()]
+            return [line for line in lines if line != "No config updates to processes"]
+        added, changed, removed = self._reload_config("reread")
+        changes: dict[str, str] = {}
+        for names, word in ((added, "available"), (changed, "changed"), (removed, "disappeared")):
+            changes.update(dict.fromkeys(names, word))
+        return [f"{name}: {changes[name]}" for name in sorted(changes)]
 
     def update(self) -> list[str]:
-        rc, out, err = self.ctl("update")
-        if rc != 0:
-            raise ServiceControlError(f"supervisorctl update failed: {(err or out).strip()}")
-        return [line.strip() for line in out.splitlines() if line.strip()]
+        """Apply changed program definitions (supervisorctl update); returns the lines supervisorctl prints."""
+        if self.endpoint() is None:
+            rc, out, err = self.ctl("update")
+            if rc != 0:
+                raise ServiceControlError(f"supervisorctl update failed: {(err or out).strip()}")
+            return [line.strip() for line in out.splitlines() if line.strip()]
+        added, changed, removed = self._reload_config("update")
+        lines: list[str] = []
+        for group in removed:
+            results = self._update_step("stopProcessGroup", group, lines)
+            lines.append(f"{group}: stopped")
+            fails = [result for result in results if result.get("status") == FAILED]
+            if fails:
+                detail = "; ".join(str(result.get("description", "")) for result in fails)
+                raise ServiceControlError(
+                    f"supervisord update failed: {group}: has problems; not removing ({detail}); "
+                    f"done so far: {', '.join(lines)}"
+                )
+            self._update_step("removeProcessGroup", group, lines)
+            lines.append(f"{group}: removed process group")
+        for group in changed:
+            self._update_step("stopProcessGroup", group, lines)
+            lines.append(f"{group}: stopped")
+            self._update_step("removeProcessGroup", group, lines)
+            self._update_step("addProcessGroup", group, lines)
+            lines.append(f"{group}: updated process group")
+        for group in added:
+            self._update_step("addProcessGroup", group, lines)
+            lines.append(f"{group}: added process group")
+        return lines
+
+    def _update_step(self, method: str, group: str, lines: list[str]) -> Any:
+        try:
+            # stopProcessGroup waits (its default, as in supervisorctl) until the group's processes stopped.
+            return self.rpc(f"supervisor.{method}", group, wait=True)
+        except xmlrpc.client.Fault as fault:
+            if method == "stopProcessGroup" and fault.faultCode == NOT_RUNNING:
+                return []
+            done = f"; done so far: {', '.join(lines)}" if lines else ""
+            raise ServiceControlError(
+                f"supervisord update failed: {method} {group}: {_fault_text(fault, group)}{done}"
+            ) from None
+
+    # -- processes -------------------------------------------------------------------------------------------
+
+    def _not_defined(self, name: str) -> ServiceControlError:
+        return ServiceControlError(
+            f"service {name} is not defined in {self.config}; check the services list or deploy its program file"
+        )
 
     def status(self, name: str) -> ServiceState:
+        if self.endpoint() is None:
+            return self._ctl_status(name)
+        try:
+            info = self.rpc("supervisor.getProcessInfo", name)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == BAD_NAME:
+                raise self._not_defined(name) from None
+            raise ServiceControlError(
+                f"cannot read the state of {name} from supervisord: {_fault_text(fault, name)}"
+            ) from None
+        state = str(info.get("statename", ""))
+        return ServiceState(
+            name=name,
+            state=state,
+            running=state in RUNNING_STATES,
+            pid=int(info.get("pid") or 0) or None,
+            detail=str(info.get("description", "")).strip(),
+        )
+
+    def _ctl_status(self, name: str) -> ServiceState:
         rc, out, err = self.ctl("status", name)
         text = (out or err).strip()
         if "no such process" in text.lower() or "no such group" in text.lower():
-            raise ServiceControlError(
-                f"service {name} is not defined in {self.config}; check the services list or deploy its program file"
-            )
+            raise self._not_defined(name)
         match = SUPERVISOR_STATUS.match(text.splitlines()[0] if text else "")
         if not match:
             raise ServiceControlError(f"cannot read the state of {name} from supervisorctl (rc={rc}): {text}")
@@ -118,7 +466,38 @@ class SupervisorBackend:
             detail=match.group("rest").strip(),
         )
 
+    def stderr_tail(self, name: str, lines: int = 5) -> list[str]:
+        """The last lines of the program's stderr log (supervisorctl tail name stderr); empty when there is none."""
+        try:
+            text = self.rpc("supervisor.readProcessStderrLog", name, -STDERR_TAIL_BYTES, 0)
+        except (xmlrpc.client.Fault, ServiceControlError):
+            return []
+        return [line for line in str(text).strip().splitlines() if line.strip()][-lines:]
+
+    def _signal(self, verb: str, name: str) -> None:
+        """startProcess or stopProcess, waiting for the outcome; already started / not running are no errors."""
+        method = "supervisor.startProcess" if verb == "start" else "supervisor.stopProcess"
+        try:
+            self.rpc(method, name, True, wait=True)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode in (ALREADY_STARTED, NOT_RUNNING):
+                return
+            tail = self.stderr_tail(name)
+            hint = ("; last stderr lines: " + " | ".join(tail)) if tail else ""
+            raise ServiceControlError(
+                f"supervisord could not {verb} {name}: {_fault_text(fault, name)}{hint}"
+            ) from None
+
     def _act(self, verb: str, name: str) -> None:
+        if self.endpoint() is None:
+            self._ctl_act(verb, name)
+        elif verb == "restart":
+            self._signal("stop", name)
+            self._signal("start", name)
+        else:
+            self._signal(verb, name)
+
+    def _ctl_act(self, verb: str, name: str) -> None:
         rc, out, err = self.ctl(verb, name)
         text = (out + err).strip()
         if rc != 0 and "already started" not in text and "not running" not in text:
@@ -134,6 +513,20 @@ class SupervisorBackend:
 
     def restart(self, name: str) -> None:
         self._act("restart", name)
+
+
+def _fault_text(fault: xmlrpc.client.Fault, name: str = "") -> str:
+    """A fault as supervisorctl words it (``ERROR (spawn error)``), with what supervisord adds to it."""
+    text = FAULT_TEXT.get(fault.faultCode)
+    detail = str(fault.faultString or "").strip()
+    code_name, _, rest = detail.partition(": ")
+    if rest and re.fullmatch(r"[A-Z_]+", code_name):
+        detail = rest.strip()  # "SPAWN_ERROR: crasher" -> "crasher"
+    if detail == name:
+        detail = ""
+    if text and detail:
+        return f"ERROR ({text}: {detail})"
+    return f"ERROR ({text or detail or f'fault {fault.faultCode}'})"
 
 
 class SystemdBackend:

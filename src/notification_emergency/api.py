@@ -313,6 +313,29 @@ class EmergencyToolkit:
         result.data["open_incidents"] = self.store.incidents(open_only=True)
         return result
 
+    def quick_status(self, limit: str | None = None, timeout: float = 2.0) -> ActionResult:
+        """Every host probed directly from here (GET /health, the page, the WebSocket /health), all at once:
+        no playbook, so seconds for a fleet; no classification and no incident (``status`` does those)."""
+        from notification_emergency.watch import probe_fleet, targets
+
+        probes = probe_fleet(targets(self, limit), timeout)
+        hosts = {
+            answer.host: {
+                "status": answer.status,
+                "mode": answer.mode or "unknown",
+                "latency_ms": answer.latency_ms,
+                "problems": answer.problems,
+            }
+            for answer in probes
+        }
+        bad = sorted(host for host, row in hosts.items() if row["status"] != "healthy")
+        message = (
+            f"{len(hosts)} hosts healthy (direct probe)"
+            if not bad
+            else f"{len(bad)} of {len(hosts)} hosts not healthy (direct probe): {', '.join(bad)}"
+        )
+        return ActionResult("status", not bad, EXIT_OK if not bad else EXIT_UNHEALTHY, message, hosts)
+
     def verify(
         self,
         limit: str | None = None,

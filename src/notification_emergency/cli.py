@@ -252,6 +252,22 @@ def _render_health(result: Any) -> None:
     _summary(result)
 
 
+def _render_quick(result: Any) -> None:
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("HOST", "HEALTH", "MODE", "LATENCY", "NOT HEALTHY"):
+        table.add_column(column)
+    for host, row in sorted(result.hosts.items()):
+        table.add_row(
+            host,
+            _mark(str(row["status"])),
+            str(row["mode"]),
+            f"{row['latency_ms']:.0f} ms",
+            ", ".join(row["problems"]) or "-",
+        )
+    out.print(table)
+    _summary(result)
+
+
 # -- commands --------------------------------------------------------------------------------------------
 
 
@@ -278,11 +294,22 @@ def status(
     verbose: Verbose = 0,
     store: Store = None,
     timeout: Timeout = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="Probe every host directly from here, all at once (no playbook: seconds for a fleet); "
+            "no classification, no incident.",
+        ),
+    ] = False,
 ) -> None:
     """Mode, emergency state, health and level of each host, and the open incidents.
 
-    Example: notification-emergency status --limit sandbox-01
+    Example: notification-emergency status --limit sandbox-01; notification-emergency status --quick
     """
+    if quick:
+        _act(as_json, verbose, inventory, store, timeout, lambda t: t.quick_status(limit), _render_quick)
+        return
     _act(as_json, verbose, inventory, store, timeout, lambda t: t.status(limit), _render_health)
 
 

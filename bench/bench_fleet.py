@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Fleet speed: the rollback, the restore and the health check over sandbox fleets of 1, 10 and 50 hosts.
+
+    .venv/bin/python bench/bench_fleet.py [--sizes 1,10,50] [--repeat 3] [--strategies notification_linear,linear]
+
+For each fleet size, a fresh sandbox (its own directory and ports, the demo sandbox is not touched), then,
+each the median of --repeat runs:
+
+  rollback          playbooks/rollback_to_legacy.yml (with its verification)   WebSocket -> legacy
+  rollback again    the same, the idempotent second run (must report changed=0)
+  restore           playbooks/restore.yml (roll forward, with its verification) legacy -> WebSocket
+  restore again     the same, the idempotent second run (must report changed=0)
+  health playbook   playbooks/health_check.yml
+  status            notification-emergency status (the CLI's path: ansible-runner, health_check.yml, event store)
+  status --quick    notification-emergency status --quick (direct probes from the control node, no playbook)
+
+each under every strategy of --strategies (notification_linear: the project's default, Mitogen when installed;
+linear: plain Ansible), and two baselines on the same hosts:
+
+  shell baseline    bench/baseline_rollback.sh: the rollback steps as a sequential shell script (the original tool)
+  floor rollback    the physical floor: the WebSocket services stopped and every host's GET /health, all at once
+  floor restore     the WebSocket services started and every host's GET /health answering 200, all at once
+
+It prints, per size, wall seconds, CPU seconds (the control node's processes: ansible-playbook, its workers and
+module processes; not the services) and tasks per host, and writes bench/results/fleet.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+from common import ROOT, sandbox, write_results
+from supervisor.xmlrpc import SupervisorTransport
+
+from tests.ansible.sandbox import PlaybookRun, Sandbox
+
+VENV_BIN = ROOT / ".venv" / "bin"
+STRATEGIES = ("notification_linear", "linear")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(action: Callable[[], Any]) -> tuple[Any, float, float]:
+    """(result, wall seconds, CPU seconds of the child processes it waited for)."""
+    cpu, started = children_cpu(), time.monotonic()
+    result = action()
+    return result, time.monotonic() - started, children_cpu() - cpu
+
+
+def tasks_per_host(run: PlaybookRun) -> float:
+    counts = [
+        c["ok"] + c["failed"] + c.get("skipped", 0) for host, c in run.recap.items() if host.startswith("sandbox-")
+    ]
+    return statistics.median(counts) if counts else 0.0
+
+
+class Fleet:
+    def __init__(self, box: Sandbox, work: Path) -> None:
+        self.box = box
+        self.work = work
+        self.hosts = box.hosts()
+
+    def playbook(self, name: str, strategy: str, *, idempotent: bool = False, **extra: Any) -> dict[str, float]:
+        os.environ["ANSIBLE_STRATEGY"] = strategy
+        try:
+            run, wall, cpu = measured(lambda: self.box.playbook(name, extra={"sandbox_size": len(self.hosts), **extra}))
+        finally:
+            os.environ.pop("ANSIBLE_STRATEGY", None)
+        if run.rc != 0:
+            raise SystemExit(f"{name} failed (rc={run.rc}, strategy {strategy}):\n{run.output[-4000:]}")
+        changed = {host: n for host, n in run.changed().items() if host.startswith("sandbox-")}
+        if idempotent and set(changed.values()) != {0}:
+            raise SystemExit(f"{name} second run was not idempotent ({strategy}): {changed}")
+        return {"wall_s": wall, "cpu_s": cpu, "tasks_per_host": tasks_per_host(run)}
+
+    def cli(self, *args: str) -> dict[str, float]:
+        command = [
+            str(VENV_BIN / "notification-emergency"),
+            *args,
+            "--inventory",
+            str(self.box.inventory),
+            "--store",
+            str(self.work / "events.db"),
+        ]
+        env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+        done, wall, cpu = measured(
+            lambda: subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed (rc={done.returncode}):\n{done.stdout[-3000:]}{done.stderr}")
+        return {"wall_s": wall, "cpu_s": cpu, "tasks_per_host": 0.0 if "--quick" in args else 3.0}
+
+    def shell_baseline(self) -> dict[str, float]:
+        specs = [f"{v['notification_service_root']}:{v['notification_service_web_port']}" for v in self.hosts.values()]
+        done, wall, cpu = measured(
+            lambda: subprocess.run(
+                [str(ROOT / "bench" / "baseline_rollback.sh"), *specs], capture_output=True, text=True, check=False
+            )
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"the shell baseline failed (rc={done.returncode}):\n{done.stdout}{done.stderr}")
+        return {"wall_s": wall, "cpu_s": cpu, "tasks_per_host": 0.0}
+
+    def _supervisor(self, host: dict[str, Any]) -> Any:
+        socket_path = Path(host["notification_service_root"]) / "run" / "supervisor.sock"
+        return xmlrpc.client.ServerProxy(
+            "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{socket_path}")
+        )
+
+    def floor(self, start: bool) -> dict[str, float]:
+        """The WebSocket services stopped (or started) and every host's GET /health, all hosts at once."""
+
+        def one(host: dict[str, Any]) -> None:
+            rpc = self._supervisor(host)
+            if start:
+                rpc.supervisor.startProcess("notification-websocket", True)
+            else:
+                rpc.supervisor.stopProcess("notification-websocket", True)
+            url = f"http://127.0.0.1:{host['notification_service_web_port']}/health"
+            ends = time.monotonic() + 30
+            while True:
+                answer = requests.get(url, timeout=5)
+                if answer.status_code == 200 or not start or time.monotonic() > ends:
+                    return
+                time.sleep(0.05)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
+            list(pool.map(one, self.hosts.values()))
+        return {"wall_s": time.monotonic() - started, "cpu_s": 0.0, "tasks_per_host": 0.0}
+
+
+def median(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+
+
+def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) -> dict[str, dict[str, float]]:
+    figures: dict[str, list[dict[str, float]]] = {}
+
+    def add(name: str, value: dict[str, float]) -> None:
+        figures.setdefault(name, []).append(value)
+        print(f"  {size:>3} hosts  {name:<40} {value['wall_s']:7.2f} s wall  {value['cpu_s']:7.2f} s CPU", flush=True)
+
+    timings: dict[str, float] = {}
+    with sandbox(size, base_port, timings) as (box, work):
+        fleet = Fleet(box, work)
+        print(f"  {size:>3} hosts  sandbox up in {timings['sandbox_up']:.1f} s", flush=True)
+        for _ in range(repeat):
+            for strategy in strategies:
+                add(f"rollback [{strategy}]", fleet.playbook("rollback_to_legacy.yml", strategy))
+                add(f"rollback again [{strategy}]", fleet.playbook("rollback_to_legacy.yml", strategy, idempotent=True))
+                add(f"restore [{strategy}]", fleet.playbook("restore.yml", strategy))
+                add(f"restore again [{strategy}]", fleet.playbook("restore.yml", strategy, idempotent=True))
+                add(f"health playbook [{strategy}]", fleet.playbook("health_check.yml", strategy))
+            add("status (CLI, playbook)", fleet.cli("status"))
+            add("status --quick (CLI, direct probe)", fleet.cli("status", "--quick"))
+            add("shell baseline rollback", fleet.shell_baseline())
+            # Back to WebSocket mode with the playbook (the baseline's changes are what it undoes).
+            fleet.playbook("restore.yml", strategies[0])
+            add("floor rollback (stop + health)", fleet.floor(start=False))
+            add("floor restore (start + health)", fleet.floor(start=True))
+    return {name: median(rows) for name, rows in figures.items()} | {
+        "sandbox_up": {"wall_s": timings["sandbox_up"], "cpu_s": 0.0, "tasks_per_host": 0.0}
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,10,50", help="comma-separated fleet sizes (default 1,10,50)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the median is reported")
+    parser.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help="comma-separated strategies to compare (default notification_linear,linear)",
+    )
+    parser.add_argument("--base-port", type=int, default=40000, help="first port of the bench's sandboxes")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    strategies = [s for s in args.strategies.split(",") if s]
+    results: dict[str, Any] = {}
+    for size in sizes:
+        results[str(size)] = measure_size(size, args.repeat, strategies, args.base_port)
+    print(f"\n{'':<42}" + "".join(f"{f'{size} hosts':>28}" for size in sizes))
+    print(f"{'(median of ' + str(args.repeat) + ')':<42}" + f"{'wall s  CPU s  tasks/host':>28}" * len(sizes))
+    for name in results[str(sizes[0])]:
+        cells = []
+        for size in sizes:
+            row = results[str(size)].get(name)
+            cells.append(
+                f"{row['wall_s']:>10.2f} {row['cpu_s']:>6.1f} {row['tasks_per_host']:>10.0f}" if row else f"{'-':>28}"
+            )
+        print(f"{name:<42}" + "".join(f"{cell:>28}" for cell in cells))
+    write_results("fleet", args.repeat, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+#!/usr/bin/python
+# Copyright: notification-emergency contributors
+# MIT License (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: notification_mode
+short_description: Switch a notification service host to legacy or WebSocket mode in one call
+version_added: "0.1.0"
+description:
+  - Puts a host of the notification service in O(mode) (C(legacy) Flask flash messages, or C(websocket)) in one
+    module call, losing no notification; what took a dozen tasks (a module start-up each) before.
+  - Compares the template sets, the active template set, the program files and C(etc/config.yml) with the wanted
+    contents (rendered on the control node by the role notification_service), and the web and WebSocket
+    processes with the wanted states. When all match it changes nothing (and still verifies, with O(verify)).
+  - Otherwise it takes a backup first (as M(notification_backup) with O(backup_label)), writes the files
+    atomically (C(config.yml) last, so the pages of the new mode are in place when the web process, which
+    re-reads it on its next request, switches), applies the program definitions (supervisord update, or systemd
+    daemon-reload), stops or starts the WebSocket service (gracefully), keeps the web service running and, in
+    legacy mode, carries the pending WebSocket notifications into the flash store once the WebSocket service is
+    down (C(notification-service carry-pending)).
+  - Then verifies (O(verify)) that every component is healthy (as M(notification_health), within
+    O(health_timeout)) and that a notification arrives through the new mode's channel
+    (C(notification-service probe)).
+  - When a step after the backup fails, it puts the backup's files back, brings the processes to the restored
+    mode and fails with the step (RV(failed_step)) and the backup restored (RV(restored_from)).
+  - Keeps the newest backups (O(retention_count), O(retention_days)), never the one it took.
+  - Supports check mode (writes nothing, starts or stops nothing) and diff mode (the text files that change).
+options:
+  root:
+    description: Root directory of the service on the host (C(etc/), C(templates/), C(backups/)).
+    type: path
+    required: true
+  mode:
+    description: The mode to put the host in.
+    type: str
+    required: true
+    choices: [legacy, websocket]
+  config_content:
+    description: The wanted content of C(<root>/etc/config.yml) (rendered by the role from C(config.yml.j2)).
+    type: str
+    required: true
+  websocket_enabled:
+    description: Whether the WebSocket service runs in this mode (C(websocket.enabled) of the config).
+    type: bool
+    required: true
+  template_sets:
+    description:
+      - Per template set (C(websocket), C(legacy)), the wanted files (name to content) of
+        C(<root>/templates/<set>/). Files of a set that are not listed are left alone.
+      - The active set C(<root>/templates/active/) is made exactly the set of O(mode) (files not in it are
+        removed); without that set here, as it is on the host.
+    type: dict
+    default: {}
+  program_files:
+    description: The wanted program definitions (path to content), supervisord program files or systemd units.
+    type: dict
+    default: {}
+  owner:
+    description: Owner of the files written (the existing owner when omitted).
+    type: str
+  group:
+    description: Group of the files written (the existing group when omitted).
+    type: str
+  manager:
+    description: The process manager.
+    type: str
+    choices: [supervisord, systemd]
+    default: systemd
+  supervisor_config:
+    description: The supervisord configuration file (with O(manager=supervisord)).
+    type: path
+  services:
+    description: Names of the web and WebSocket services.
+    type: dict
+    default: {}
+    suboptions:
+      web:
+        description: The web service.
+        type: str
+        default: notification-web
+      websocket:
+        description: The WebSocket service.
+        type: str
+        default: notification-websocket
+  service_cli:
+    description: The service's own command (C(notification-service) in its virtual environment).
+    type: path
+    required: true
+  backup_label:
+    description: Label of the backup taken before anything changes.
+    type: str
+    default: pre-switch
+  run_id:
+    description: The run that takes the backup (recorded in its manifest).
+    type: str
+  extra_files:
+    description: Absolute paths outside O(root) to back up too (systemd unit files).
+    type: list
+    elements: path
+    default: []
+  retention_count:
+    description: Backups kept on the host (the newest ones).
+    type: int
+    default: 10
+  retention_days:
+    description: Backups younger than this many days are kept too.
+    type: int
+    default: 14
+  verify:
+    description: Verify at the end (every component healthy, a notification seen through the mode's channel).
+    type: bool
+    default: true
+  verify_user:
+    description: The user the verification sends its notification to.
+    type: str
+    default: notification-emergency-verify
+  verify_timeout:
+    description: Seconds the verification notification may take to arrive.
+    type: float
+    default: 15
+  health_timeout:
+    description: Seconds every component has to become healthy (checked once a second).
+    type: float
+    default: 30
+  service_timeout:
+    description: Seconds a service has to start or stop, and supervisord to answer.
+    type: float
+    default: 60
+  health:
+    description:
+      - Options of the health checks (as M(notification_health)), for example C(pending_max_length) or
+        C(websocket_roundtrip).
+    type: dict
+    default: {}
+author:
+  - notification-emergency contributors
+"""
+
+EXAMPLES = r"""
+- name: Roll a sandbox host back to legacy mode in one call
+  notification_mode:
+    root: /srv/sandbox-01
+    mode: legacy
+    websocket_enabled: false
+    config_content: "{{ lookup('ansible.builtin.template', 'config.yml.j2') }}"
+    manager: supervisord
+    supervisor_config: /srv/sandbox-01/etc/supervisord.conf
+    service_cli: /srv/notification/venv/bin/notification-service
+    backup_label: pre-legacy
+    run_id: 20261127T101500Z-abc123
+  register: switched
+
+- name: See what rolling forward to WebSocket mode would change
+  notification_mode:
+    root: /srv/notification
+    mode: websocket
+    websocket_enabled: true
+    config_content: "{{ lookup('ansible.builtin.template', 'config.yml.j2') }}"
+    service_cli: /srv/notification/venv/bin/notification-service
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+mode:
+  description: The mode the host is in after the call (or would be, in check mode).
+  returned: always
+  type: str
+  sample: legacy
+previous_mode:
+  description: The C(mode) of C(config.yml) before the call (C(unknown) when unreadable).
+  returned: always
+  type: str
+  sample: websocket
+files:
+  description: The files written or removed (or that would be), with the kind of change.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{path: /srv/sandbox-01/etc/config.yml, change: content}]
+processes:
+  description: What was done to the processes (or would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["notification-websocket: stopped", "notification-websocket: updated process group"]
+backup:
+  description: The backup taken before the change (null when nothing changed).
+  returned: always
+  type: str
+  sample: 20261127T101500Z-pre-legacy
+carried:
+  description: Pending WebSocket notifications carried into the flash store (legacy mode).
+  returned: always
+  type: int
+  sample: 3
+verified:
+  description: The verification (health, and the probe's answer), null without O(verify) or in check mode.
+  returned: always
+  type: dict
+  sample: {health: healthy, channel: flash, ok: true, latency_ms: 12.5, user: notification-emergency-verify}
+restored_from:
+  description: On failure, the backup whose files were put back (null when nothing had changed yet).
+  returned: failure
+  type: str
+failed_step:
+  description: On failure, the step that failed.
+  returned: failure
+  type: str
+  sample: See a notification arrive through the channel of mode legacy
+pruned:
+  description: Backups removed by the retention.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.notification_backup import BackupError
+from ansible.module_utils.notification_mode import Switch, SwitchError, SwitchFailed, run_switch
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type="path", required=True),
+            mode=dict(type="str", required=True, choices=["legacy", "websocket"]),
+            config_content=dict(type="str", required=True),
+            websocket_enabled=dict(type="bool", required=True),
+            template_sets=dict(type="dict", default={}),
+            program_files=dict(type="dict", default={}),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+            manager=dict(type="str", default="systemd", choices=["supervisord", "systemd"]),
+            supervisor_config=dict(type="path"),
+            services=dict(
+                type="dict",
+                default={},
+                options=dict(
+                    web=dict(type="str", default="notification-web"),
+                    websocket=dict(type="str", default="notification-websocket"),
+                ),
+            ),
+            service_cli=dict(type="path", required=True),
+            backup_label=dict(type="str", default="pre-switch"),
+            run_id=dict(type="str"),
+            extra_files=dict(type="list", elements="path", default=[]),
+            retention_count=dict(type="int", default=10),
+            retention_days=dict(type="int", default=14),
+            verify=dict(type="bool", default=True),
+            verify_user=dict(type="str", default="notification-emergency-verify"),
+            verify_timeout=dict(type="float", default=15.0),
+            health_timeout=dict(type="float", default=30.0),
+            service_timeout=dict(type="float", default=60.0),
+            health=dict(type="dict", default={}),
+        ),
+        required_if=[("manager", "supervisord", ["supervisor_config"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    root = os.path.abspath(params["root"])
+    services = params["services"] or {}
+    switch = Switch(
+        root=root,
+        mode=params["mode"],
+        config_content=params["config_content"],
+        websocket_enabled=params["websocket_enabled"],
+        template_sets={name: dict(files or {}) for name, files in (params["template_sets"] or {}).items()},
+        program_files=dict(params["program_files"] or {}),
+        manager=params["manager"],
+        supervisor_config=params["supervisor_config"],
+        web_service=services.get("web") or "notification-web",
+        websocket_service=services.get("websocket") or "notification-websocket",
+        service_cli=params["service_cli"],
+        owner=params["owner"],
+        group=params["group"],
+        backup_label=params["backup_label"],
+        run_id=params["run_id"],
+        extra_files=params["extra_files"],
+        retention_count=params["retention_count"],
+        retention_days=params["retention_days"],
+        verify=params["verify"],
+        verify_user=params["verify_user"],
+        verify_timeout=params["verify_timeout"],
+        health_timeout=params["health_timeout"],
+        service_timeout=params["service_timeout"],
+        health_params=dict(params["health"] or {}),
+    )
+    try:
+        result = run_switch(switch, module.check_mode, module.warn)
+    except SwitchError as exc:
+        failed = {key: value for key, value in exc.result.items() if key != "diff"}
+        module.fail_json(msg=f"{exc.failure.step}: {exc.failure.message}", **failed)
+    except SwitchFailed as exc:
+        module.fail_json(msg=str(exc), failed_step=exc.step, changed=False)
+    except BackupError as exc:
+        module.fail_json(msg=f"Back up what the switch changes: {exc}", failed_step="backup", changed=False)
+    except OSError as exc:
+        module.fail_json(
+            msg=f"{exc.filename or root}: {exc.strerror or exc}; fix permissions or run with become", changed=False
+        )
+    diff = result.pop("diff")
+    if module._diff and diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
