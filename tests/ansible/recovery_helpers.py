@@ -90,9 +90,16 @@ def run_playbook(
 
 
 def kill_when(
-    host: SandboxHost, name: str, marker: str, *, extra: dict[str, Any] | None = None, timeout: float = 240
+    host: SandboxHost,
+    name: str,
+    marker: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    timeout: float = 240,
+    ready: Callable[[], bool] | None = None,
 ) -> tuple[int, str]:
-    """Start ``name``, SIGKILL its whole process group once a stdout line contains ``marker``; (pid, output)."""
+    """Start ``name``, SIGKILL its whole process group once a stdout line contains ``marker`` (and then, with
+    ``ready``, once ``ready()`` is true: a point inside that task); (pid, output)."""
     proc = subprocess.Popen(
         playbook_command(host, name, extra=extra),
         stdout=subprocess.PIPE,
@@ -111,6 +118,9 @@ def kill_when(
         for line in proc.stdout:
             lines.append(line)
             if marker in line:
+                ends = time.monotonic() + 60
+                while ready is not None and not ready() and time.monotonic() < ends:
+                    time.sleep(0.02)
                 _killpg(proc.pid)
                 break
         proc.wait(timeout=30)
