@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fleet speed: the rollback, the restore and the health check over sandbox fleets of 1, 10 and 50 hosts.
 
-    .venv/bin/python bench/bench_fleet.py [--sizes 1,10,50] [--repeat 3] [--strategies notification_linear,linear]
+    .venv/bin/python bench/bench_fleet.py [--sizes 1,10,50] [--repeat 3] [--strategies linear,notification_linear]
 
 For each fleet size, a fresh sandbox (its own directory and ports, the demo sandbox is not touched), then,
 each the median of --repeat runs:
@@ -14,8 +14,8 @@ each the median of --repeat runs:
   status            notification-emergency status (the CLI's path: ansible-runner, health_check.yml, event store)
   status --quick    notification-emergency status --quick (direct probes from the control node, no playbook)
 
-each under every strategy of --strategies (notification_linear: the project's default, Mitogen when installed;
-linear: plain Ansible), and two baselines on the same hosts:
+each under every strategy of --strategies (linear: the project's default; notification_linear: Mitogen;
+when installed), and two baselines on the same hosts:
 
   shell baseline    bench/baseline_rollback.sh: the rollback steps as a sequential shell script (the original tool)
   floor rollback    the physical floor: the WebSocket services stopped and every host's GET /health, all at once
@@ -47,7 +47,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from tests.ansible.sandbox import PlaybookRun, Sandbox
 
 VENV_BIN = ROOT / ".venv" / "bin"
-STRATEGIES = ("notification_linear", "linear")
+STRATEGIES = ("linear", "notification_linear")
 
 
 def children_cpu() -> float:
@@ -186,7 +186,7 @@ def main() -> int:
     parser.add_argument(
         "--strategies",
         default=",".join(STRATEGIES),
-        help="comma-separated strategies to compare (default notification_linear,linear)",
+        help="comma-separated strategies to compare (default linear,notification_linear)",
     )
     parser.add_argument("--base-port", type=int, default=40000, help="first port of the bench's sandboxes")
     args = parser.parse_args()

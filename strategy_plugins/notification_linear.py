@@ -1,6 +1,6 @@
 # Copyright: notification-emergency contributors
 # MIT License (see LICENSE)
-"""The project's default strategy: ``linear``, run through Mitogen when it is installed and not switched off."""
+"""``linear`` run through Mitogen when it is installed and not switched off (opt-in: ANSIBLE_STRATEGY)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ DOCUMENTATION = r"""
 name: notification_linear
 short_description: linear, accelerated by Mitogen when available
 description:
-  - The strategy of every playbook of notification-emergency (ansible.cfg C(strategy = notification_linear)).
-  - It is ansible.builtin.linear (tasks in order, each on every host before the next) run through Mitogen's
+  - ansible.builtin.linear (tasks in order, each on every host before the next) run through Mitogen's
     connection and module runtime (the C(mitogen) Python package, pinned in the project's requirements),
     which starts one Python per host and runs each module in it instead of starting a new interpreter per
-    task; on this project's fleets it divides the controller's CPU time by several (bench/bench_fleet.py).
+    task. It uses about a third less CPU than plain linear, but Mitogen's multiplexer is one process, so on a
+    2-core control node plain linear (both cores busy) finished sooner; docs/fleet-speed.md has the figures.
+  - Opt in with E(ANSIBLE_STRATEGY=notification_linear) (ansible.cfg adds this directory to the strategy
+    plugins); the project's default stays ansible.builtin.linear.
   - Falls back to plain ansible.builtin.linear, with a warning, when Mitogen is not installed (an AWX
-    execution environment built without it), and without a warning when it is switched off.
-  - "Switch it off with the environment variable E(NOTIFICATION_EMERGENCY_MITOGEN=0) (or C(false), C(no),
-    C(off)), or choose another strategy with E(ANSIBLE_STRATEGY=linear)."
+    execution environment built without it), and without a warning when E(NOTIFICATION_EMERGENCY_MITOGEN=0)
+    (or C(false), C(no), C(off)) switches it off.
+  - Mitogen needs a Python it can start on the host; set C(ansible_python_interpreter) explicitly (interpreter
+    discovery of the system Python failed under Mitogen on this machine with "EOF on stream").
 author: notification-emergency contributors
 """
 

@@ -106,6 +106,22 @@ def test_status_json_on_a_healthy_host_is_recorded(home: Path, sandbox_host: San
     assert human.returncode == 0 and sandbox_host.name in human.stdout and "healthy" in human.stdout
 
 
+def test_status_quick_probes_directly_without_a_playbook(home: Path, sandbox_host: SandboxHost) -> None:
+    """status --quick: every host probed from here (no playbook, no run in the store), and a stopped WebSocket
+    service seen as failed with exit 3."""
+    proc = cli(home, sandbox_host, "status", "--quick", "--json", "--limit", sandbox_host.name)
+    data = as_json(proc)
+    assert proc.returncode == 0, proc.stderr
+    row = data["hosts"][sandbox_host.name]
+    assert (row["status"], row["mode"], row["problems"]) == ("healthy", "websocket", [])
+    assert row["latency_ms"] > 0 and data["run"] is None
+    assert store_of(home).runs() == [], "no playbook ran"
+    sandbox_host.supervisorctl("stop", "notification-websocket")
+    down = cli(home, sandbox_host, "status", "--quick")
+    assert down.returncode == 3, down.stdout + down.stderr
+    assert sandbox_host.name in down.stdout and "websocket" in down.stdout and "not healthy" in down.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -222,10 +222,10 @@ def test_a_rollback_killed_in_the_middle_is_taken_over_and_completed(recovery: R
         waiting.append(f"{user}-waiting-{index}")
     audited = len(audit_records(root))
     try:
-        pid, output = kill_when(
+        pid, _output = kill_when(
             host,
             "rollback_to_legacy.yml",
-            "Switch to mode legacy in one call",
+            "Switch in one call (backup, files, services, carry, verification) to mode legacy",
             extra={"notification_reports_dir": str(recovery.reports)},
             ready=lambda: "RUNNING" not in recovery.websocket_process(),
         )
