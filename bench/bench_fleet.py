@@ -69,6 +69,10 @@ def tasks_per_host(run: PlaybookRun) -> float:
     return statistics.median(counts) if counts else 0.0
 
 
+class RunFailed(Exception):
+    """A measured run failed; the bench reports it and goes on with the next strategy."""
+
+
 class Fleet:
     def __init__(self, box: Sandbox, work: Path) -> None:
         self.box = box
@@ -82,10 +86,12 @@ class Fleet:
         finally:
             os.environ.pop("ANSIBLE_STRATEGY", None)
         if run.rc != 0:
-            raise SystemExit(f"{name} failed (rc={run.rc}, strategy {strategy}):\n{run.output[-4000:]}")
+            first = run.output.find("fatal: [")
+            detail = run.output[first : first + 4000] if first >= 0 else run.output[-4000:]
+            raise RunFailed(f"{name} failed (rc={run.rc}, strategy {strategy}); the first failure:\n{detail}")
         changed = {host: n for host, n in run.changed().items() if host.startswith("sandbox-")}
         if idempotent and set(changed.values()) != {0}:
-            raise SystemExit(f"{name} second run was not idempotent ({strategy}): {changed}")
+            raise RunFailed(f"{name} second run was not idempotent ({strategy}): {changed}")
         return {"wall_s": wall, "cpu_s": cpu, "tasks_per_host": tasks_per_host(run)}
 
     def cli(self, *args: str) -> dict[str, float]:
@@ -149,8 +155,9 @@ def median(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(row[key] for row in rows) for key in rows[0]}
 
 
-def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) -> dict[str, dict[str, float]]:
+def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) -> dict[str, Any]:
     figures: dict[str, list[dict[str, float]]] = {}
+    failures: list[str] = []
 
     def add(name: str, value: dict[str, float]) -> None:
         figures.setdefault(name, []).append(value)
@@ -162,11 +169,19 @@ def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) 
         print(f"  {size:>3} hosts  sandbox up in {timings['sandbox_up']:.1f} s", flush=True)
         for _ in range(repeat):
             for strategy in strategies:
-                add(f"rollback [{strategy}]", fleet.playbook("rollback_to_legacy.yml", strategy))
-                add(f"rollback again [{strategy}]", fleet.playbook("rollback_to_legacy.yml", strategy, idempotent=True))
-                add(f"restore [{strategy}]", fleet.playbook("restore.yml", strategy))
-                add(f"restore again [{strategy}]", fleet.playbook("restore.yml", strategy, idempotent=True))
-                add(f"health playbook [{strategy}]", fleet.playbook("health_check.yml", strategy))
+                try:
+                    add(f"rollback [{strategy}]", fleet.playbook("rollback_to_legacy.yml", strategy))
+                    add(
+                        f"rollback again [{strategy}]",
+                        fleet.playbook("rollback_to_legacy.yml", strategy, idempotent=True),
+                    )
+                    add(f"restore [{strategy}]", fleet.playbook("restore.yml", strategy))
+                    add(f"restore again [{strategy}]", fleet.playbook("restore.yml", strategy, idempotent=True))
+                    add(f"health playbook [{strategy}]", fleet.playbook("health_check.yml", strategy))
+                except RunFailed as exc:
+                    print(f"  {size:>3} hosts  FAILED under {strategy}: {exc}", flush=True)
+                    failures.append(f"{size} hosts, {strategy}: {str(exc).splitlines()[0]}")
+                    fleet.playbook("restore.yml", "linear")  # back to WebSocket mode for what follows
             add("status (CLI, playbook)", fleet.cli("status"))
             add("status --quick (CLI, direct probe)", fleet.cli("status", "--quick"))
             add("shell baseline rollback", fleet.shell_baseline())
@@ -174,9 +189,11 @@ def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) 
             fleet.playbook("restore.yml", strategies[0])
             add("floor rollback (stop + health)", fleet.floor(start=False))
             add("floor restore (start + health)", fleet.floor(start=True))
-    return {name: median(rows) for name, rows in figures.items()} | {
-        "sandbox_up": {"wall_s": timings["sandbox_up"], "cpu_s": 0.0, "tasks_per_host": 0.0}
-    }
+    result: dict[str, Any] = {name: median(rows) for name, rows in figures.items()}
+    result["sandbox_up"] = {"wall_s": timings["sandbox_up"], "cpu_s": 0.0, "tasks_per_host": 0.0}
+    if failures:
+        result["failures"] = failures
+    return result
 
 
 def main() -> int:
@@ -197,7 +214,8 @@ def main() -> int:
         results[str(size)] = measure_size(size, args.repeat, strategies, args.base_port)
     print(f"\n{'':<42}" + "".join(f"{f'{size} hosts':>28}" for size in sizes))
     print(f"{'(median of ' + str(args.repeat) + ')':<42}" + f"{'wall s  CPU s  tasks/host':>28}" * len(sizes))
-    for name in results[str(sizes[0])]:
+    names = list(dict.fromkeys(name for size in sizes for name in results[str(size)] if name != "failures"))
+    for name in names:
         cells = []
         for size in sizes:
             row = results[str(size)].get(name)
@@ -205,6 +223,9 @@ def main() -> int:
                 f"{row['wall_s']:>10.2f} {row['cpu_s']:>6.1f} {row['tasks_per_host']:>10.0f}" if row else f"{'-':>28}"
             )
         print(f"{name:<42}" + "".join(f"{cell:>28}" for cell in cells))
+    for size in sizes:
+        for failure in results[str(size)].get("failures", []):
+            print(f"FAILED: {failure}")
     write_results("fleet", args.repeat, results)
     return 0
 

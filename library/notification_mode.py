@@ -135,6 +135,47 @@ options:
         C(websocket_roundtrip).
     type: dict
     default: {}
+  probe:
+    description:
+      - When the verification also sends a notification through the mode's channel (C(notification-service
+        probe), a Python start-up on the host). C(changed) (the default) probes when the call changed the
+        host; a call that changed nothing is verified by the health checks alone (in WebSocket mode they
+        include a Socket.IO round trip). C(always) probes on every call.
+    type: str
+    choices: [always, changed]
+    default: changed
+  lock:
+    description:
+      - Take the host lock (as M(notification_lock), C(<root>/state/toolkit.lock)) for the call and release it
+        at the end, whatever happens, so the lock costs no module calls of its own. A lock held by a live run
+        stops the call before anything is read or changed (RV(locked)); the lock of a dead or expired run is
+        taken over, audited and warned about.
+    type: dict
+    suboptions:
+      run_id:
+        description: The run that holds the lock.
+        type: str
+        required: true
+      owner:
+        description: Who runs it (recorded in the lock).
+        type: str
+      playbook:
+        description: The playbook that runs it.
+        type: str
+      controller:
+        description: The control node's host name.
+        type: str
+      controller_pid:
+        description: The ansible-playbook process on the control node (a lock whose process is gone is stale).
+        type: int
+      ttl:
+        description: Seconds after which the lock may be taken over.
+        type: int
+        default: 1800
+      force:
+        description: Take over a live lock (audited).
+        type: bool
+        default: false
 author:
   - notification-emergency contributors
 """
@@ -216,12 +257,30 @@ pruned:
   returned: always
   type: list
   elements: str
+locked:
+  description: True when a live run holds the host lock (nothing was read or changed).
+  returned: failure
+  type: bool
+holder:
+  description: The lock's holder when RV(locked).
+  returned: failure
+  type: dict
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.notification_backup import BackupError
+from ansible.module_utils.notification_lock import (
+    LockError,
+    LockHeld,
+    acquire,
+    new_lock,
+    release,
+    resolve_paths,
+    utc_now,
+)
+from ansible.module_utils.notification_lock import validate as validate_lock
 from ansible.module_utils.notification_mode import Switch, SwitchError, SwitchFailed, run_switch
 
 
@@ -258,6 +317,19 @@ def main() -> None:
             health_timeout=dict(type="float", default=30.0),
             service_timeout=dict(type="float", default=60.0),
             health=dict(type="dict", default={}),
+            probe=dict(type="str", default="changed", choices=["always", "changed"]),
+            lock=dict(
+                type="dict",
+                options=dict(
+                    run_id=dict(type="str", required=True),
+                    owner=dict(type="str"),
+                    playbook=dict(type="str"),
+                    controller=dict(type="str"),
+                    controller_pid=dict(type="int"),
+                    ttl=dict(type="int", default=1800),
+                    force=dict(type="bool", default=False),
+                ),
+            ),
         ),
         required_if=[("manager", "supervisord", ["supervisor_config"])],
         supports_check_mode=True,
@@ -290,24 +362,66 @@ def main() -> None:
         health_timeout=params["health_timeout"],
         service_timeout=params["service_timeout"],
         health_params=dict(params["health"] or {}),
+        probe_always=params["probe"] == "always",
     )
+    lock = params["lock"]
+    if lock:
+        lock_path, audit_log = resolve_paths(root, None, None)
+        try:
+            validate_lock("acquired", lock["run_id"], lock["ttl"], lock["controller_pid"])
+            wanted = new_lock(
+                lock["run_id"],
+                lock["owner"],
+                lock["playbook"],
+                lock["controller"],
+                lock["controller_pid"],
+                lock["ttl"],
+                utc_now(),
+            )
+            _taken, warnings = acquire(
+                lock_path, audit_log, wanted, force=lock["force"], check_mode=module.check_mode, create_directory=True
+            )
+        except LockHeld as exc:
+            module.fail_json(msg=str(exc), holder=exc.holder, lock_path=lock_path, locked=True, changed=False)
+        except (LockError, OSError) as exc:
+            module.fail_json(msg=f"cannot take the host lock {lock_path}: {exc}", changed=False)
+        for warning in warnings:
+            module.warn(warning)
     try:
-        result = run_switch(switch, module.check_mode, module.warn)
-    except SwitchError as exc:
-        failed = {key: value for key, value in exc.result.items() if key != "diff"}
-        module.fail_json(msg=f"{exc.failure.step}: {exc.failure.message}", **failed)
-    except SwitchFailed as exc:
-        module.fail_json(msg=str(exc), failed_step=exc.step, changed=False)
-    except BackupError as exc:
-        module.fail_json(msg=f"Back up what the switch changes: {exc}", failed_step="backup", changed=False)
-    except OSError as exc:
-        module.fail_json(
-            msg=f"{exc.filename or root}: {exc.strerror or exc}; fix permissions or run with become", changed=False
-        )
+        outcome = switch_outcome(switch, module.check_mode, module.warn, root)
+    finally:
+        if lock:
+            try:
+                _released, warnings = release(lock_path, audit_log, lock["run_id"], check_mode=module.check_mode)
+                for warning in warnings:
+                    module.warn(warning)
+            except (LockError, OSError) as exc:
+                module.warn(f"could not release the host lock {lock_path}: {exc}")
+    failed, result = outcome
+    if failed:
+        module.fail_json(**result)
     diff = result.pop("diff")
     if module._diff and diff:
         result["diff"] = diff
     module.exit_json(**result)
+
+
+def switch_outcome(switch: Switch, check_mode: bool, warn, root: str) -> tuple[bool, dict]:
+    """(failed, what the module reports) of the switch; every failure becomes a result, none escapes."""
+    try:
+        return False, run_switch(switch, check_mode, warn)
+    except SwitchError as exc:
+        failed = {key: value for key, value in exc.result.items() if key != "diff"}
+        return True, {**failed, "msg": f"{exc.failure.step}: {exc.failure.message}"}
+    except SwitchFailed as exc:
+        return True, {"msg": str(exc), "failed_step": exc.step, "changed": False}
+    except BackupError as exc:
+        return True, {"msg": f"Back up what the switch changes: {exc}", "failed_step": "backup", "changed": False}
+    except OSError as exc:
+        return True, {
+            "msg": f"{exc.filename or root}: {exc.strerror or exc}; fix permissions or run with become",
+            "changed": False,
+        }
 
 
 if __name__ == "__main__":

@@ -97,9 +97,14 @@ def kill_when(
     extra: dict[str, Any] | None = None,
     timeout: float = 240,
     ready: Callable[[], bool] | None = None,
+    kill_tree: bool = False,
 ) -> tuple[int, str]:
     """Start ``name``, SIGKILL its whole process group once a stdout line contains ``marker`` (and then, with
-    ``ready``, once ``ready()`` is true: a point inside that task); (pid, output)."""
+    ``ready``, once ``ready()`` is true: a point inside that task); (pid, output).
+
+    ``kill_tree``: SIGKILL every descendant too. Ansible's workers start sessions of their own, so a module
+    running on a local-connection host outlives its killed controller unless it is killed as well (as it would
+    die with a host that crashed)."""
     proc = subprocess.Popen(
         playbook_command(host, name, extra=extra),
         stdout=subprocess.PIPE,
@@ -115,13 +120,30 @@ def kill_when(
     timer = threading.Timer(timeout, lambda: _killpg(proc.pid))
     timer.start()
     try:
+        if not marker:
+            # No output to wait for (ansible-playbook's stdout is a pipe, block-buffered): poll ``ready`` alone.
+            assert ready is not None, "kill_when needs a marker or ready"
+            ends = time.monotonic() + timeout
+            while not ready() and proc.poll() is None and time.monotonic() < ends:
+                time.sleep(0.02)
+            descendants = _descendants(proc.pid) if kill_tree else []
+            _killpg(proc.pid)
+            for pid in descendants:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            lines.extend(proc.stdout)
+            lines.append(marker)
         for line in proc.stdout:
             lines.append(line)
             if marker in line:
                 ends = time.monotonic() + 60
                 while ready is not None and not ready() and time.monotonic() < ends:
                     time.sleep(0.02)
+                descendants = _descendants(proc.pid) if kill_tree else []
                 _killpg(proc.pid)
+                for pid in descendants:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
                 break
         proc.wait(timeout=30)
     finally:
@@ -134,6 +156,24 @@ def kill_when(
     assert any(marker in line for line in lines), f"the run ended before {marker!r}:\n{output[-3000:]}"
     assert proc.returncode == -signal.SIGKILL, f"rc {proc.returncode}:\n{output[-3000:]}"
     return proc.pid, output
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` (whatever its session), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found.extend(children)
+        frontier = children
+    return found
 
 
 def _killpg(pgid: int) -> None:

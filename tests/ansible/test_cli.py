@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +235,26 @@ def test_backup_rollback_and_restore_through_the_api_are_recorded(home: Path, sa
     assert runs[verify.run.run_id if verify.run else ""]["status"] == "failed"
 
 
+@contextmanager
+def frozen(host: SandboxHost, program: str) -> Iterator[None]:
+    """SIGSTOP a program's processes (its main process and every descendant), SIGCONT them afterwards."""
+    match = re.search(r"pid (\d+)", host.supervisorctl("status", program))
+    assert match, f"{program} is not running"
+    pids = [int(match.group(1))]
+    for pid in pids:  # grows while it runs: the descendants, breadth first
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        if children.exists():
+            pids.extend(int(child) for child in children.read_text().split())
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
 def test_a_second_mutating_command_stops_on_the_lock_and_ctrl_c_cancels(home: Path, sandbox_host: SandboxHost) -> None:
     """A rollback holds the host lock; a backup started meanwhile exits 4 naming the holder. Then Ctrl-C
     cancels the rollback (exit 130), and the next run takes the dead run's lock over and ends verified."""
@@ -243,26 +265,31 @@ def test_a_second_mutating_command_stops_on_the_lock_and_ctrl_c_cancels(home: Pa
         "NOTIFICATION_EMERGENCY_ACTOR": "first-operator",
     }
     lock = sandbox_host.root / "state" / "toolkit.lock"
-    first = subprocess.Popen(
-        [CLI, "rollback", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not lock.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert lock.exists(), "the rollback took the lock"
-        second = cli(home, sandbox_host, "backup", "--json")
-        data = as_json(second)
-        assert second.returncode == 4, (second.stdout, second.stderr)
-        assert "locked by another run" in data["message"] and "first-operator" in data["message"], data["message"]
-        assert lock.exists(), "the refused run left the holder's lock alone"
-        first.send_signal(signal.SIGINT)
-        out, err = first.communicate(timeout=120)
-        assert first.returncode == 130, (first.returncode, out[-2000:], err[-2000:])
-        assert "Traceback" not in err
-    finally:
-        if first.poll() is None:
-            first.kill()
+    # The rollback of one host takes a few seconds: with the web processes frozen (SIGSTOP) its verification
+    # waits for them to answer, so the rollback is still running, holding the lock, when the backup and the
+    # Ctrl-C come.
+    with frozen(sandbox_host, "notification-web"):
+        first = subprocess.Popen(
+            [CLI, "rollback", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not lock.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert lock.exists(), "the rollback took the lock"
+            second = cli(home, sandbox_host, "backup", "--json")
+            data = as_json(second)
+            assert second.returncode == 4, (second.stdout, second.stderr)
+            assert "locked by another run" in data["message"] and "first-operator" in data["message"], data["message"]
+            assert lock.exists(), "the refused run left the holder's lock alone"
+            assert first.poll() is None, "the rollback is still running"
+            first.send_signal(signal.SIGINT)
+            out, err = first.communicate(timeout=120)
+            assert first.returncode == 130, (first.returncode, out[-2000:], err[-2000:])
+            assert "Traceback" not in err
+        finally:
+            if first.poll() is None:
+                first.kill()
     runs = {run["action"]: run for run in store_of(home).runs()}
     assert runs["rollback"]["status"] == "canceled" and runs["backup"]["status"] == "failed"
     again = cli(home, sandbox_host, "rollback", "--json")

@@ -202,11 +202,11 @@ def test_a_stream_is_shown_exactly_once_across_rollback_and_restore(
 
 @pytest.mark.timeout(600)
 def test_a_rollback_killed_in_the_middle_is_taken_over_and_completed(recovery: Recovery, module_runner: Any) -> None:
-    """SIGKILL rollback_to_legacy.yml (its whole process group, the module call on the host with it) inside the
-    switch, once the WebSocket service is stopped and before its pending notifications are carried into the flash
-    store: the host is left half-switched and locked by a dead run. A second run takes the lock over (audited),
-    completes the rollback (carrying what was left waiting), verify.yml agrees, no notification waiting before
-    the kill is lost, and every backup on the host verifies."""
+    """SIGKILL rollback_to_legacy.yml (its whole process group, and the module call on the host, as when the
+    host crashes) inside the switch, once the WebSocket service is stopped and before its pending notifications
+    are carried into the flash store: the host is left half-switched and locked by a dead run. A second run
+    takes the lock over (audited), completes the rollback (carrying what was left waiting), verify.yml agrees,
+    no notification waiting before the kill is lost, and every backup on the host verifies."""
     host, root = recovery.host, recovery.root
     user = f"k{uuid.uuid4().hex[:6]}"
     api_token = host.box.api_token(host.name)
@@ -225,9 +225,10 @@ def test_a_rollback_killed_in_the_middle_is_taken_over_and_completed(recovery: R
         pid, _output = kill_when(
             host,
             "rollback_to_legacy.yml",
-            "Switch in one call (backup, files, services, carry, verification) to mode legacy",
+            "",
             extra={"notification_reports_dir": str(recovery.reports)},
-            ready=lambda: "RUNNING" not in recovery.websocket_process(),
+            ready=lambda: lock_file(root).exists() and "RUNNING" not in recovery.websocket_process(),
+            kill_tree=True,
         )
         dead = json.loads(lock_file(root).read_text())
         assert dead["playbook"] == "rollback_to_legacy.yml"
