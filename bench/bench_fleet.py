@@ -10,7 +10,7 @@ each the median of --repeat runs:
   rollback again    the same, the idempotent second run (must report changed=0)
   restore           playbooks/restore.yml (roll forward, with its verification) legacy -> WebSocket
   restore again     the same, the idempotent second run (must report changed=0)
-  health playbook   playbooks/health_check.yml
+  health playbook   playbooks/health_check.yml (also under the free strategy: its order does not matter)
   status            notification-emergency status (the CLI's path: ansible-runner, health_check.yml, event store)
   status --quick    notification-emergency status --quick (direct probes from the control node, no playbook)
 
@@ -182,6 +182,11 @@ def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) 
                     print(f"  {size:>3} hosts  FAILED under {strategy}: {exc}", flush=True)
                     failures.append(f"{size} hosts, {strategy}: {str(exc).splitlines()[0]}")
                     fleet.playbook("restore.yml", "linear")  # back to WebSocket mode for what follows
+            # The free strategy where the order does not matter: the read-only health playbook.
+            try:
+                add("health playbook [free]", fleet.playbook("health_check.yml", "free"))
+            except RunFailed as exc:
+                failures.append(f"{size} hosts, free: {str(exc).splitlines()[0]}")
             add("status (CLI, playbook)", fleet.cli("status"))
             add("status --quick (CLI, direct probe)", fleet.cli("status", "--quick"))
             add("shell baseline rollback", fleet.shell_baseline())
