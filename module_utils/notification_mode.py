@@ -296,17 +296,11 @@ class Processes:
         opts = {"manager": self.switch.manager, "supervisor_config": self.switch.supervisor_config}
         return self.context.process_backend(opts, Deadline(self.switch.service_timeout))
 
-    def websocket_running(self) -> bool:
+    def running(self, name: str) -> bool:
         try:
-            return self.backend.status(self.switch.websocket_service).running
+            return self.backend.status(name).running
         except ServiceControlError:
             return False  # not defined yet: the program file of this run adds it
-
-    def web_running(self) -> bool:
-        try:
-            return self.backend.status(self.switch.web_service).running
-        except ServiceControlError:
-            return False
 
     def converge(self, websocket: bool, definitions_changed: bool) -> list[str]:
         """Apply changed definitions, put the WebSocket service in the wanted state, keep web running."""
@@ -448,8 +442,8 @@ def run_switch(switch: Switch, check_mode: bool, warn: Callable[[str], None]) ->
     ids = _ids(switch.owner, switch.group)
     changes = plan_files(switch, ids)
     processes = Processes(switch)
-    websocket_running = processes.websocket_running()
-    web_running = processes.web_running()
+    websocket_running = processes.running(switch.websocket_service)
+    web_running = processes.running(switch.web_service)
     process_actions = []
     if websocket_running != switch.websocket_enabled:
         process_actions.append(f"{switch.websocket_service}: {'start' if switch.websocket_enabled else 'stop'}")

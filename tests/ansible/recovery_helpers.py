@@ -126,11 +126,7 @@ def kill_when(
             ends = time.monotonic() + timeout
             while not ready() and proc.poll() is None and time.monotonic() < ends:
                 time.sleep(0.02)
-            descendants = _descendants(proc.pid) if kill_tree else []
-            _killpg(proc.pid)
-            for pid in descendants:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+            _kill_run(proc.pid, kill_tree)
             lines.extend(proc.stdout)
             lines.append(marker)
         for line in proc.stdout:
@@ -139,11 +135,7 @@ def kill_when(
                 ends = time.monotonic() + 60
                 while ready is not None and not ready() and time.monotonic() < ends:
                     time.sleep(0.02)
-                descendants = _descendants(proc.pid) if kill_tree else []
-                _killpg(proc.pid)
-                for pid in descendants:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
+                _kill_run(proc.pid, kill_tree)
                 break
         proc.wait(timeout=30)
     finally:
@@ -156,6 +148,15 @@ def kill_when(
     assert any(marker in line for line in lines), f"the run ended before {marker!r}:\n{output[-3000:]}"
     assert proc.returncode == -signal.SIGKILL, f"rc {proc.returncode}:\n{output[-3000:]}"
     return proc.pid, output
+
+
+def _kill_run(pid: int, kill_tree: bool) -> None:
+    """SIGKILL the run's process group and, with ``kill_tree``, every descendant (workers have own sessions)."""
+    descendants = _descendants(pid) if kill_tree else []
+    _killpg(pid)
+    for child in descendants:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child, signal.SIGKILL)
 
 
 def _descendants(root: int) -> list[int]:
