@@ -20,6 +20,8 @@ when installed), and two baselines on the same hosts:
   shell baseline    bench/baseline_rollback.sh: the rollback steps as a sequential shell script (the original tool)
   floor rollback    the physical floor: the WebSocket services stopped and every host's GET /health, all at once
   floor restore     the WebSocket services started and every host's GET /health answering 200, all at once
+  ansible floor     one ansible.builtin.ping task on every host (ad hoc), under each strategy: what a single
+                    module task costs on this control node before any of the project's work
 
 It prints, per size, wall seconds, CPU seconds (the control node's processes: ansible-playbook, its workers and
 module processes; not the services) and tasks per host, and writes bench/results/fleet.json.
@@ -122,6 +124,17 @@ class Fleet:
             raise SystemExit(f"the shell baseline failed (rc={done.returncode}):\n{done.stdout}{done.stderr}")
         return {"wall_s": wall, "cpu_s": cpu, "tasks_per_host": 0.0}
 
+    def ansible_floor(self, strategy: str) -> dict[str, float]:
+        """One ansible.builtin.ping task on every host: the cost of a module task on its own, no project code."""
+        command = [str(VENV_BIN / "ansible"), "sandbox", "-i", str(self.box.inventory), "-m", "ansible.builtin.ping"]
+        env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STRATEGY": strategy}
+        done, wall, cpu = measured(
+            lambda: subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+        )
+        if done.returncode != 0:
+            raise RunFailed(f"ansible ping failed (rc={done.returncode}, strategy {strategy}):\n{done.stdout[-2000:]}")
+        return {"wall_s": wall, "cpu_s": cpu, "tasks_per_host": 1.0}
+
     def _supervisor(self, host: dict[str, Any]) -> Any:
         socket_path = Path(host["notification_service_root"]) / "run" / "supervisor.sock"
         return xmlrpc.client.ServerProxy(
@@ -194,6 +207,11 @@ def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) 
             fleet.playbook("restore.yml", strategies[0])
             add("floor rollback (stop + health)", fleet.floor(start=False))
             add("floor restore (start + health)", fleet.floor(start=True))
+            for strategy in strategies:
+                try:
+                    add(f"ansible floor: one ping task [{strategy}]", fleet.ansible_floor(strategy))
+                except RunFailed as exc:
+                    failures.append(f"{size} hosts, ping {strategy}: {str(exc).splitlines()[0]}")
     result: dict[str, Any] = {name: median(rows) for name, rows in figures.items()}
     result["sandbox_up"] = {"wall_s": timings["sandbox_up"], "cpu_s": 0.0, "tasks_per_host": 0.0}
     if failures:

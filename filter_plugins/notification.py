@@ -104,6 +104,26 @@ def notification_classify(
     return result
 
 
+def notification_classify_hosts(
+    healths: Any,
+    affected_users: Any = None,
+    messages: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Host name -> health result in, host name -> classification out (each summary starts with its host).
+
+    The fleet's classification in one call on the controller, for a run_once task: a filter inside a Jinja
+    loop statement cannot report its error (ansible-core 2.19 drops it), this one can."""
+    name = "notification_classify_hosts"
+    if not isinstance(healths, dict):
+        raise AnsibleFilterError(
+            f"{name}: expects a mapping of host name to health result, got {type(healths).__name__}"
+        )
+    return {
+        str(host): _call(name, "classify", health, messages=messages, affected_users=affected_users, host=str(host))
+        for host, health in healths.items()
+    }
+
+
 class FilterModule:
     """The notification-emergency filters."""
 
@@ -115,4 +135,5 @@ class FilterModule:
             "notification_health_summary": notification_health_summary,
             "notification_plan_steps": notification_plan_steps,
             "notification_classify": notification_classify,
+            "notification_classify_hosts": notification_classify_hosts,
         }

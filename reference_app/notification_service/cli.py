@@ -109,7 +109,7 @@ def cmd_notify(config: Config, args: argparse.Namespace) -> int:
 
     The toolkit's last way to reach users when the web process is down: each recipient sees it as a flash
     message on the next page, in either mode (a page claims pending ``flash`` deliveries in both)."""
-    from .db import PRIORITIES, USER_RULE, valid_user
+    from .names import PRIORITIES, USER_RULE, valid_user
     from .web import MESSAGE_MAX, TITLE_MAX
 
     if args.user != "*" and not valid_user(args.user):
@@ -134,7 +134,7 @@ def cmd_stats(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_probe(config: Config, args: argparse.Namespace) -> int:
-    from .db import USER_RULE, valid_user
+    from .names import USER_RULE, valid_user
     from .probe import run_probe
 
     if not valid_user(args.user):
@@ -155,6 +155,8 @@ COMMANDS: dict[str, tuple[Callable[[Config, argparse.Namespace], int], str]] = {
     "stats": (cmd_stats, "print delivery counts as JSON"),
     "probe": (cmd_probe, "send a notification and see it arrive (Socket.IO client, or flash message in legacy mode)"),
 }
+# Commands that never open the database: their config.yml check leaves database_url alone (no SQLAlchemy).
+NO_DATABASE_COMMANDS = frozenset({"probe"})
 JSON_COMMANDS = frozenset({"check-config", "carry-pending", "notify", "stats", "probe"})
 
 
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     level = logging.INFO if command in ("web", "websocket") else logging.WARNING
     logging.basicConfig(stream=sys.stderr, level=level, format=LOG_FORMAT)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, check_database=command not in NO_DATABASE_COMMANDS)
     except ConfigError as exc:
         _error(str(exc), 2, json_output)
     handler = COMMANDS[command][0]

@@ -282,8 +282,11 @@ def _check_database_url(v: _Validator, url: str) -> str:
     return url
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate ``config.yml`` and its secrets file; raise ConfigError on any problem."""
+def load_config(path: str | os.PathLike[str], *, check_database: bool = True) -> Config:
+    """Read and validate ``config.yml`` and its secrets file; raise ConfigError on any problem.
+
+    ``check_database=False`` keeps ``database_url`` as written, unchecked: for a command that never opens the
+    database (the probe), since checking it loads SQLAlchemy, most of such a command's start-up."""
     config_path = Path(path).expanduser()
     if not config_path.is_absolute():
         config_path = Path.cwd() / config_path
@@ -370,7 +373,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             "set redis_url: redis://127.0.0.1:6379/0",
         )
 
-    database_url = _check_database_url(v, v.string("database_url", "database URL"))
+    database_url = v.string("database_url", "database URL")
+    if check_database:
+        database_url = _check_database_url(v, database_url)
 
     templates_dir = v.path_value("templates_dir", "directory of the active template set")
     if not (templates_dir / "index.html").is_file():

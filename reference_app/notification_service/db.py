@@ -7,7 +7,6 @@ conditional ``UPDATE ... WHERE state = 'pending'`` whose row count says whether 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -38,12 +37,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+from .names import CHANNELS
+
 log = logging.getLogger(__name__)
 
-PRIORITIES = ("low", "normal", "high", "critical")
-CHANNELS = ("websocket", "flash")
-USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-USER_RULE = "1-64 characters: letters, digits, '_', '.', '@', '-', starting with a letter or digit"
 _READ_ONLY = "notification_service_read_only"
 
 metadata = MetaData()
@@ -100,10 +97,6 @@ def describe_error(exc: BaseException) -> str:
     original = getattr(exc, "orig", None)
     text = str(original if original is not None else exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
-
-
-def valid_user(user: object) -> TypeGuard[str]:
-    return isinstance(user, str) and USER_PATTERN.fullmatch(user) is not None
 
 
 @dataclass(frozen=True)

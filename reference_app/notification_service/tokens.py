@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from .db import valid_user
+from .names import valid_user
 
 SALT = "notification-ws"
 MAX_AGE_SECONDS = 24 * 3600

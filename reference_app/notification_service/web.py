@@ -25,8 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__, redisq
 from .config import Config, ConfigHolder
-from .db import CHANNELS, PRIORITIES, USER_RULE, Database, describe_error, valid_user
+from .db import CHANNELS, Database, describe_error
 from .emergency import read_emergency
+from .names import PRIORITIES, USER_RULE, valid_user
 from .tokens import MAX_AGE_SECONDS, make_ws_token
 
 log = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ FILTERS = [
     "notification_health_summary",
     "notification_plan_steps",
     "notification_classify",
+    "notification_classify_hosts",
 ]
 
 
@@ -86,6 +87,16 @@ def test_classify_is_the_catalogue_classification() -> None:
     assert F["notification_classify"](health, 1000, host="h1")["summary"].startswith("h1: template_error, level 1")
 
 
+def test_classify_hosts_gives_each_host_its_own_classification() -> None:
+    changed, _, level, _ = CASES["template_error"]
+    broken, fine = health_result(*changed), health_result()
+    result = F["notification_classify_hosts"]({"h1": broken, "h2": fine}, 150)
+    assert set(result) == {"h1", "h2"}
+    assert result["h1"] == F["notification_classify"](broken, 150, host="h1")
+    assert result["h1"]["summary"].startswith("h1: template_error") and result["h1"]["level"] == level - 1
+    assert result["h2"]["level"] is None
+
+
 @pytest.mark.parametrize(
     ("name", "args", "detail"),
     [
@@ -101,6 +112,9 @@ def test_classify_is_the_catalogue_classification() -> None:
         ("notification_classify", ([],), "health must be a health result"),
         ("notification_classify", (health_result(), -3), "affected_users must be a non-negative count"),
         ("notification_classify", (health_result(), None, [3]), "messages must be a list of strings"),
+        ("notification_classify_hosts", ([health_result()],), "expects a mapping of host name"),
+        ("notification_classify_hosts", ({"h1": health_result()}, -3), "affected_users must be a non-negative count"),
+        ("notification_classify_hosts", ({"h1": {}},), "health must be a health result"),
     ],
 )
 def test_bad_input_raises_an_error_naming_the_filter(name: str, args: tuple[Any, ...], detail: str) -> None:

@@ -108,3 +108,33 @@ def test_valid_config_passes_and_websocket_refuses_when_disabled(tmp_path: Path)
 
     disabled = _config(tmp_path, mode="legacy", websocket__enabled=False)
     _assert_clean_error(run_cli("websocket", "--config", str(disabled)), "websocket.enabled")
+
+
+def test_probe_leaves_the_database_url_alone_and_never_loads_sqlalchemy(tmp_path: Path) -> None:
+    """The probe never opens the database, so its config check skips database_url (checking it loads
+    SQLAlchemy, most of a probe's start-up; the toolkit runs one probe per host it switches)."""
+    import subprocess
+    import sys
+
+    from notification_service.config import ConfigError, load_config
+
+    path = _config(tmp_path, database_url="mysql://x@y/z")
+    with pytest.raises(ConfigError, match="database_url"):
+        load_config(path)
+    assert load_config(path, check_database=False).database_url == "mysql://x@y/z"
+
+    # The probe's path, imported in a fresh interpreter: no SQLAlchemy (the web process is not running, so
+    # the probe itself fails at its first request; what matters here is what it imported and that it got
+    # past the config check).
+    script = (
+        "import sys\n"
+        "from notification_service import cli\n"
+        f"try:\n    cli.main(['probe', '--config', {str(path)!r}, '--user', 'u1', '--timeout', '1'])\n"
+        "except SystemExit as exc:\n    print('exit', exc.code)\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False)
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "False", (done.stdout, done.stderr)
+    assert lines[-2] == "exit 1", (done.stdout, done.stderr)  # a run-time failure, not a config error (2)
+    assert "database_url" not in done.stderr
