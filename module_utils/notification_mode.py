@@ -387,13 +387,18 @@ def probe(switch: Switch) -> dict[str, Any]:
     return answer
 
 
-def verify(switch: Switch, changed: bool) -> dict[str, Any]:
+def verify(switch: Switch, changed: bool, timer: StepTimer | None = None) -> dict[str, Any]:
     """Every component healthy; and, when the call changed the host (or ``probe_always``), a notification seen
     through the mode's channel."""
     health = wait_healthy(switch)
+    if timer:
+        timer.mark("health")
     if not (changed or switch.probe_always):
         return {"health": health["overall"], "channel": None, "ok": True, "probed": False}
-    return {"health": health["overall"], **probe(switch), "probed": True}
+    answer = probe(switch)
+    if timer:
+        timer.mark("probe")
+    return {"health": health["overall"], **answer, "probed": True}
 
 
 # -- the switch -----------------------------------------------------------------------------------------------
@@ -436,8 +441,29 @@ def preconditions(switch: Switch) -> None:
         )
 
 
+class StepTimer:
+    """Milliseconds spent in each step of the call, reported as ``timings_ms``: where a host's time went."""
+
+    def __init__(self, into: dict[str, float], now: Callable[[], float] = time.monotonic) -> None:
+        self.into = into
+        self.now = now
+        self.started = now()
+        self.last = self.started
+
+    def mark(self, step: str) -> None:
+        """The time since the previous mark (or the start) is step's."""
+        current = self.now()
+        self.into[step] = round(self.into.get(step, 0.0) + (current - self.last) * 1000, 1)
+        self.last = current
+
+    def total(self) -> None:
+        self.into["total"] = round((self.now() - self.started) * 1000, 1)
+
+
 def run_switch(switch: Switch, check_mode: bool, warn: Callable[[str], None]) -> dict[str, Any]:
     """Bring the host to ``switch.mode``; returns the module result (raises SwitchFailed with ``result``)."""
+    timings: dict[str, float] = {}
+    timer = StepTimer(timings)
     preconditions(switch)
     ids = _ids(switch.owner, switch.group)
     changes = plan_files(switch, ids)
@@ -462,8 +488,11 @@ def run_switch(switch: Switch, check_mode: bool, warn: Callable[[str], None]) ->
         "restored_from": None,
         "pruned": [],
         "diff": diff_of([c for c in changes if c.reason in ("created", "content", "removed")]),
+        "timings_ms": timings,
     }
+    timer.mark("state")
     if check_mode:
+        timer.total()
         return result
 
     if result["changed"]:
@@ -482,24 +511,31 @@ def run_switch(switch: Switch, check_mode: bool, warn: Callable[[str], None]) ->
             warn=warn,
         )
         result["backup"] = made["backup"]["name"]
+        timer.mark("backup")
         step = "Write the templates, routes and service definitions of mode " + switch.mode
         try:
             for change in changes:
                 write_file(change, ids if _under(change.path, switch.root) else (-1, -1))
+            timer.mark("files")
             step = "Bring the services to mode " + switch.mode
             definitions = any(change.path in switch.program_files for change in changes)
             result["processes"] = processes.converge(switch.websocket_enabled, definitions)
+            timer.mark("services")
             # One Redis read first: the carry is a Python start-up on the host, for nothing when none waits.
             if switch.mode == "legacy" and pending_count(switch) != 0:
                 step = "Carry pending WebSocket notifications into the flash store"
                 carried = run_cli(switch, step, ["carry-pending", "--config", switch.config_path], 120)
                 result["carried"] = int(carried.get("carried", 0))
+            timer.mark("carry")
             if switch.verify:
-                result["verified"] = verify(switch, True)
+                result["verified"] = verify(switch, True, timer)
         except (SwitchFailed, ServiceControlError, CheckTimeout, OSError) as exc:
             failure = exc if isinstance(exc, SwitchFailed) else SwitchFailed(step, _message(exc))
+            timer.mark("failed step")
             result["restored_from"] = _put_back(switch, processes, result["backup"], failure)
             result["failed_step"] = failure.step
+            timer.mark("put back")
+            timer.total()
             raise SwitchError(failure, result) from None
     else:
         try:
@@ -511,10 +547,12 @@ def run_switch(switch: Switch, check_mode: bool, warn: Callable[[str], None]) ->
                 carried = run_cli(switch, step, ["carry-pending", "--config", switch.config_path], 120)
                 result["carried"] = int(carried.get("carried", 0))
                 result["changed"] = result["carried"] > 0
+            timer.mark("carry")
             if switch.verify:
-                result["verified"] = verify(switch, result["changed"])
+                result["verified"] = verify(switch, result["changed"], timer)
         except SwitchFailed as failure:
             result["failed_step"] = failure.step
+            timer.total()
             raise SwitchError(failure, result) from None
 
     pruned = prune(
@@ -525,6 +563,8 @@ def run_switch(switch: Switch, check_mode: bool, warn: Callable[[str], None]) ->
         check_mode=False,
     )
     result["pruned"] = pruned["pruned"]
+    timer.mark("prune")
+    timer.total()
     return result
 
 

@@ -123,6 +123,13 @@ def test_a_stream_is_shown_exactly_once_across_rollback_and_restore(
         rollback = recovery.play("rollback_to_legacy.yml")
         assert rollback.rc == 0, rollback.output[-4000:]
         assert host.health()["mode"] == "legacy"
+        # The report says where the host's time went, step by step.
+        report = report_of(rollback)
+        assert report is not None
+        timings = report["hosts"][0]["timings_ms"]
+        steps = {"state", "backup", "files", "services", "carry", "health", "probe", "prune", "total"}
+        assert steps <= set(timings), timings
+        assert timings["total"] >= timings["services"] + timings["probe"] > 0, timings
         time.sleep(1)
         restore = recovery.play("restore.yml")
         assert restore.rc == 0, restore.output[-4000:]
