@@ -30,9 +30,7 @@ module processes; not the services) and tasks per host, and writes bench/results
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -48,6 +46,7 @@ import requests
 from common import ROOT, sandbox, write_results
 from supervisor.xmlrpc import SupervisorTransport
 
+from tests.ansible.recovery_helpers import report_of
 from tests.ansible.sandbox import PlaybookRun, Sandbox
 
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -76,11 +75,8 @@ def tasks_per_host(run: PlaybookRun) -> float:
 def switch_steps(run: PlaybookRun) -> dict[str, float]:
     """The median over the hosts of each step of the mode switch (the timings_ms of the run's report), as
     ``step_<name>_ms``: where a host's time went. Empty for a playbook without a switch."""
-    match = re.search(r"report: (\S+\.json)", run.stdout)
-    if not match or not Path(match.group(1)).exists():
-        return {}
-    hosts = json.loads(Path(match.group(1)).read_text()).get("hosts", [])
-    timings = [host["timings_ms"] for host in hosts if host.get("timings_ms")]
+    report = report_of(run) or {}
+    timings = [host["timings_ms"] for host in report.get("hosts", []) if host.get("timings_ms")]
     steps = dict.fromkeys(step for row in timings for step in row)
     return {f"step_{step}_ms": statistics.median(row.get(step, 0.0) for row in timings) for step in steps}
 

@@ -387,17 +387,15 @@ def probe(switch: Switch) -> dict[str, Any]:
     return answer
 
 
-def verify(switch: Switch, changed: bool, timer: StepTimer | None = None) -> dict[str, Any]:
+def verify(switch: Switch, changed: bool, timer: StepTimer) -> dict[str, Any]:
     """Every component healthy; and, when the call changed the host (or ``probe_always``), a notification seen
     through the mode's channel."""
     health = wait_healthy(switch)
-    if timer:
-        timer.mark("health")
+    timer.mark("health")
     if not (changed or switch.probe_always):
         return {"health": health["overall"], "channel": None, "ok": True, "probed": False}
     answer = probe(switch)
-    if timer:
-        timer.mark("probe")
+    timer.mark("probe")
     return {"health": health["overall"], **answer, "probed": True}
 
 
