@@ -192,12 +192,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.notification_lock import (
     LockError,
     LockHeld,
-    acquire,
-    new_lock,
     query,
     release,
     resolve_paths,
-    utc_now,
+    take,
     validate,
 )
 
@@ -224,30 +222,17 @@ def main():
     state = params["state"]
     warnings = []
     try:
-        validate(state, params["run_id"], params["ttl"], params["controller_pid"])
         lock_path, audit_log = resolve_paths(params["root"], params["path"], params["audit_log"])
         if state == "acquired":
-            wanted = new_lock(
-                params["run_id"],
-                params["owner"],
-                params["playbook"],
-                params["controller"],
-                params["controller_pid"],
-                params["ttl"],
-                utc_now(),
+            result, warnings = take(
+                lock_path, audit_log, params, check_mode=module.check_mode, create_directory=not params["path"]
             )
-            result, warnings = acquire(
-                lock_path,
-                audit_log,
-                wanted,
-                force=params["force"],
-                check_mode=module.check_mode,
-                create_directory=not params["path"],
-            )
-        elif state == "released":
-            result, warnings = release(lock_path, audit_log, params["run_id"], check_mode=module.check_mode)
         else:
-            result = query(lock_path, audit_log, params["run_id"])
+            validate(state, params["run_id"], params["ttl"], params["controller_pid"])
+            if state == "released":
+                result, warnings = release(lock_path, audit_log, params["run_id"], check_mode=module.check_mode)
+            else:
+                result = query(lock_path, audit_log, params["run_id"])
     except LockHeld as exc:
         module.fail_json(msg=str(exc), holder=exc.holder, lock_path=lock_path, locked=True, held=False)
     except LockError as exc:

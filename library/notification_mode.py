@@ -285,13 +285,10 @@ from ansible.module_utils.notification_backup import BackupError
 from ansible.module_utils.notification_lock import (
     LockError,
     LockHeld,
-    acquire,
-    new_lock,
     release,
     resolve_paths,
-    utc_now,
+    take,
 )
-from ansible.module_utils.notification_lock import validate as validate_lock
 from ansible.module_utils.notification_mode import Switch, SwitchError, SwitchFailed, run_switch
 
 
@@ -379,19 +376,7 @@ def main() -> None:
     if lock:
         lock_path, audit_log = resolve_paths(root, None, None)
         try:
-            validate_lock("acquired", lock["run_id"], lock["ttl"], lock["controller_pid"])
-            wanted = new_lock(
-                lock["run_id"],
-                lock["owner"],
-                lock["playbook"],
-                lock["controller"],
-                lock["controller_pid"],
-                lock["ttl"],
-                utc_now(),
-            )
-            _taken, warnings = acquire(
-                lock_path, audit_log, wanted, force=lock["force"], check_mode=module.check_mode, create_directory=True
-            )
+            _taken, warnings = take(lock_path, audit_log, lock, check_mode=module.check_mode, create_directory=True)
         except LockHeld as exc:
             module.fail_json(msg=str(exc), holder=exc.holder, lock_path=lock_path, locked=True, changed=False)
         except (LockError, OSError) as exc:

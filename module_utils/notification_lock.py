@@ -318,6 +318,36 @@ def validate(state: str, run_id: str | None, ttl: int, controller_pid: int | Non
         raise LockError(f"controller_pid must be a process id above 0, got {controller_pid}; pass the controller's pid")
 
 
+def take(
+    lock_path: str,
+    audit_log: str,
+    lock: dict[str, Any],
+    check_mode: bool = False,
+    create_directory: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
+    """Validate and acquire the lock described by ``lock`` (run_id, owner, playbook, controller,
+    controller_pid, ttl, force: the options of M(notification_lock) and of M(notification_mode)'s ``lock``),
+    stamped now. The one entry point of both modules; see :func:`acquire` for the result."""
+    validate("acquired", lock["run_id"], lock["ttl"], lock.get("controller_pid"))
+    wanted = new_lock(
+        lock["run_id"],
+        lock.get("owner"),
+        lock.get("playbook"),
+        lock.get("controller"),
+        lock.get("controller_pid"),
+        lock["ttl"],
+        utc_now(),
+    )
+    return acquire(
+        lock_path,
+        audit_log,
+        wanted,
+        force=bool(lock.get("force")),
+        check_mode=check_mode,
+        create_directory=create_directory,
+    )
+
+
 def acquire(
     lock_path: str,
     audit_log: str,

@@ -172,37 +172,62 @@ class RedisServer:
         self.process.wait(10)
 
 
+# Private supervisord instances for the tests (one place: the health, services and XML-RPC tests use it).
 SLEEPER = f"{VENV_BIN / 'python'} -c 'import time; time.sleep(100000)'"
+CRASHER = f"{VENV_BIN / 'python'} -c 'import sys; print(\"boom: cannot bind\", file=sys.stderr); sys.exit(3)'"
+
+
+def program(
+    name: str, command: str = SLEEPER, autostart: bool = False, stopwaitsecs: int = 5, startsecs: int = 1
+) -> str:
+    """A supervisord [program:...] section (its logs next to the file that holds it)."""
+    return textwrap.dedent(
+        f"""\
+        [program:{name}]
+        command={command}
+        autostart={str(autostart).lower()}
+        autorestart=false
+        startsecs={startsecs}
+        startretries=0
+        stopwaitsecs={stopwaitsecs}
+        stdout_logfile=%(here)s/{name}.log
+        stderr_logfile=%(here)s/{name}.err
+        """
+    )
+
+
+def write_conf(
+    root: Path,
+    server: str = "[unix_http_server]\nfile=%(here)s/s.sock\n",
+    ctl: str = "serverurl=unix://%(here)s/s.sock\n",
+) -> Path:
+    """supervisord.conf in ``root`` (paths through %(here)s), programs from root/conf.d/*.conf."""
+    (root / "conf.d").mkdir(exist_ok=True)
+    conf = root / "supervisord.conf"
+    conf.write_text(
+        server
+        + textwrap.dedent(
+            """\
+            [supervisord]
+            logfile=%(here)s/supervisord.log
+            pidfile=%(here)s/supervisord.pid
+            [rpcinterface:supervisor]
+            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+            [include]
+            files = %(here)s/conf.d/*.conf
+            [supervisorctl]
+            """
+        )
+        + ctl
+    )
+    return conf
 
 
 def supervisor_conf(tmp: Path, programs: dict[str, bool]) -> Path:
-    """A private supervisord configuration with sleeper programs (name -> autostart)."""
-    conf = tmp / "supervisord.conf"
-    text = textwrap.dedent(
-        f"""\
-        [unix_http_server]
-        file={tmp}/s.sock
-        [supervisord]
-        logfile={tmp}/supervisord.log
-        pidfile={tmp}/supervisord.pid
-        [rpcinterface:supervisor]
-        supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-        [supervisorctl]
-        serverurl=unix://{tmp}/s.sock
-        """
-    )
+    """A private supervisord configuration with sleeper programs (name -> autostart) that start and stop fast."""
+    conf = write_conf(tmp)
     for name, autostart in programs.items():
-        text += textwrap.dedent(
-            f"""\
-            [program:{name}]
-            command={SLEEPER}
-            autostart={str(autostart).lower()}
-            autorestart=false
-            startsecs=0
-            stopwaitsecs=2
-            """
-        )
-    conf.write_text(text)
+        (tmp / "conf.d" / f"{name}.conf").write_text(program(name, autostart=autostart, stopwaitsecs=2, startsecs=0))
     return conf
 
 

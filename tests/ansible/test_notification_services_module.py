@@ -3,57 +3,19 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.ansible.health_servers import CRASHER, SLEEPER, program, write_conf
 from tests.conftest import VENV_BIN
-
-SLEEPER = f"{sys.executable} -c 'import time; time.sleep(100000)'"
-CRASHER = f"{sys.executable} -c 'import sys; print(\"boom: cannot bind\", file=sys.stderr); sys.exit(3)'"
-
-
-def program(name: str, command: str, autostart: bool = False) -> str:
-    return textwrap.dedent(
-        f"""\
-        [program:{name}]
-        command={command}
-        autostart={str(autostart).lower()}
-        autorestart=false
-        startsecs=1
-        startretries=0
-        stopwaitsecs=5
-        stdout_logfile=%(here)s/{name}.log
-        stderr_logfile=%(here)s/{name}.err
-        """
-    )
 
 
 @pytest.fixture
 def supervisor(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    (tmp_path / "conf.d").mkdir()
-    conf = tmp_path / "supervisord.conf"
-    conf.write_text(
-        textwrap.dedent(
-            f"""\
-            [unix_http_server]
-            file={tmp_path}/s.sock
-            [supervisord]
-            logfile={tmp_path}/supervisord.log
-            pidfile={tmp_path}/supervisord.pid
-            [rpcinterface:supervisor]
-            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-            [supervisorctl]
-            serverurl=unix://{tmp_path}/s.sock
-            [include]
-            files = {tmp_path}/conf.d/*.conf
-            """
-        )
-    )
+    conf = write_conf(tmp_path)
     (tmp_path / "conf.d" / "alpha.conf").write_text(program("alpha", SLEEPER))
     (tmp_path / "conf.d" / "beta.conf").write_text(program("beta", SLEEPER))
     (tmp_path / "conf.d" / "crasher.conf").write_text(program("crasher", CRASHER))
@@ -133,9 +95,7 @@ def test_changed_program_file_is_applied(module_runner: Any, supervisor: dict[st
     args = {**supervisor, "services": ["alpha"], "supervisord_start": True}
     first, _ = module_runner("notification_services", args)
     conf_d = Path(supervisor["supervisor_config"]).parent / "conf.d"
-    (conf_d / "alpha.conf").write_text(
-        program("alpha", SLEEPER + " ", autostart=True).replace("stopwaitsecs=5", "stopwaitsecs=6")
-    )
+    (conf_d / "alpha.conf").write_text(program("alpha", SLEEPER + " ", autostart=True, stopwaitsecs=6))
     predicted, _ = module_runner("notification_services", args, check_mode=True)
     assert predicted["changed"] and any("alpha" in action for action in predicted["manager_actions"])
     applied, failed = module_runner("notification_services", args)

@@ -73,3 +73,55 @@ def test_the_health_playbook_runs_through_mitogen(sandbox_host: SandboxHost) -> 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert parse_recap(done.stdout)[sandbox_host.name]["failed"] == 0
     assert f"{sandbox_host.name}" in done.stdout and "HEALTHY" in done.stdout.upper()
+
+
+AFFINITY = """\
+- name: Show which CPUs the module's interpreter may run on
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Read the CPU list of the module's interpreter (the shell's parent)
+      ansible.builtin.shell: "grep Cpus_allowed_list /proc/$PPID/status"
+      register: cpus
+      changed_when: false
+
+    - name: Print it
+      ansible.builtin.debug:
+        msg: "CPUS={{ cpus.stdout.split()[-1] }}"
+"""
+
+
+def cpu_list(cpus: set[int]) -> str:
+    """The kernel's Cpus_allowed_list notation of a set of CPUs (0-1, 0,2, 3)."""
+    ranges: list[str] = []
+    for cpu in sorted(cpus):
+        if ranges and int(ranges[-1].split("-")[-1]) == cpu - 1:
+            ranges[-1] = f"{ranges[-1].split('-')[0]}-{cpu}"
+        else:
+            ranges.append(str(cpu))
+    return ",".join(ranges)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="CPU placement needs at least 2 CPUs to be seen")
+@pytest.mark.parametrize("keep", [False, True])
+def test_mitogen_does_not_pin_the_run_to_one_cpu(tmp_path: Path, keep: bool) -> None:
+    """Mitogen pins its multiplexer to CPU 0 and, below 4 CPUs, everything else (the ansible-playbook process,
+    its workers, the interpreters that run the modules) to the one CPU left: on 2 cores a fleet run had one
+    core's throughput. The plugin switches that placement off unless NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY=1."""
+    playbook = tmp_path / "cpus.yml"
+    playbook.write_text(AFFINITY)
+    (tmp_path / "hosts").write_text(
+        f"localhost ansible_connection=local ansible_python_interpreter={VENV_BIN / 'python'}\n"
+    )
+    env = {"ANSIBLE_STRATEGY": "notification_linear"}
+    if keep:
+        env["NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY"] = "1"
+    done = run(["-i", str(tmp_path / "hosts"), str(playbook)], **env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    [line] = [line for line in done.stdout.splitlines() if "CPUS=" in line]
+    allowed = line.split("CPUS=")[1].strip().strip('"')
+    everything = cpu_list(os.sched_getaffinity(0))
+    if keep:
+        assert allowed != everything, f"Mitogen's own placement was asked for, the module ran on {allowed}"
+    else:
+        assert allowed == everything, f"the module's interpreter was pinned to CPUs {allowed}, not {everything}"

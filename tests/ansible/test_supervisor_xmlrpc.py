@@ -10,8 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -29,55 +27,11 @@ from ansible.module_utils.notification_services import (
     read_endpoint,
 )
 
+from tests.ansible.health_servers import CRASHER, SLEEPER, program, write_conf
 from tests.conftest import VENV_BIN, free_port_block
 
-SLEEPER = f"{sys.executable} -c 'import time; time.sleep(100000)'"
-CRASHER = f"{sys.executable} -c 'import sys; print(\"boom: cannot bind\", file=sys.stderr); sys.exit(3)'"
 SUPERVISORD = str(VENV_BIN / "supervisord")
 SUPERVISORCTL = str(VENV_BIN / "supervisorctl")
-
-
-def program(name: str, command: str = SLEEPER, autostart: bool = False, stopwaitsecs: int = 5) -> str:
-    return textwrap.dedent(
-        f"""\
-        [program:{name}]
-        command={command}
-        autostart={str(autostart).lower()}
-        autorestart=false
-        startsecs=1
-        startretries=0
-        stopwaitsecs={stopwaitsecs}
-        stdout_logfile=%(here)s/{name}.log
-        stderr_logfile=%(here)s/{name}.err
-        """
-    )
-
-
-def write_conf(
-    root: Path,
-    server: str = "[unix_http_server]\nfile=%(here)s/s.sock\n",
-    ctl: str = "serverurl=unix://%(here)s/s.sock\n",
-) -> Path:
-    """supervisord.conf in ``root`` (paths through %(here)s), programs from root/conf.d/*.conf."""
-    (root / "conf.d").mkdir(exist_ok=True)
-    conf = root / "supervisord.conf"
-    conf.write_text(
-        server
-        + textwrap.dedent(
-            """\
-            [supervisord]
-            logfile=%(here)s/supervisord.log
-            pidfile=%(here)s/supervisord.pid
-            [rpcinterface:supervisor]
-            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-            [include]
-            files = %(here)s/conf.d/*.conf
-            [supervisorctl]
-            """
-        )
-        + ctl
-    )
-    return conf
 
 
 def no_runner(args: list[str]) -> tuple[int, str, str]:
