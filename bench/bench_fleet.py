@@ -95,10 +95,13 @@ class Fleet:
         """The sandbox's size, and a wait for health that fits a whole fleet on one machine: the sandbox's hosts
         share the control node's cores, and a WebSocket service's start-up is about 1.6 CPU-s (its imports),
         so 50 of them starting at once need about 40 s on 2 cores before the last answers. The default (30 s)
-        is for a host with its own CPU; 1 s per host here, never less than the default."""
+        is for a host with its own CPU; 1 s per host here, never less than the default. The same for the
+        verification's probe (a Python start-up and a Socket.IO client per host, all at once, next to the
+        services starting): its default deadline is 15 s."""
         return {
             "sandbox_size": len(self.hosts),
             "notification_service_health_timeout": max(30, len(self.hosts)),
+            "notification_mode_verify_timeout": max(15, len(self.hosts)),
         }
 
     def playbook(self, name: str, strategy: str, *, idempotent: bool = False, **extra: Any) -> dict[str, float]:
