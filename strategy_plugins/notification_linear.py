@@ -23,14 +23,18 @@ description:
     CPU left, so on 2 cores a fleet run had one core's throughput (measured: 5 C(set_fact) tasks on 50 hosts
     took 12.5 s pinned, 7.0 s unpinned; 2 C(ping) tasks 8.8 s against 6.6 s). The kernel places the
     processes instead. E(NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY=1) keeps Mitogen's placement.
-  - Mitogen needs a Python it can start on the host; set C(ansible_python_interpreter) explicitly (interpreter
-    discovery of the system Python failed under Mitogen on this machine with "EOF on stream").
+  - Mitogen needs a Python it can start on the host: interpreter discovery failed under Mitogen on this
+    machine ("EOF on stream": it tried C(/usr/bin/python), which Debian 12 does not have). So a play runs
+    through Mitogen only when every one of its hosts has C(ansible_python_interpreter) set to a path (in the
+    inventory, or C(interpreter_python) in ansible.cfg); otherwise the play runs under plain linear with a
+    warning that names a host without one.
 author: notification-emergency contributors
 """
 
 import os
 from typing import Any
 
+from ansible import constants as C
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
 from ansible.utils.display import Display
 
@@ -49,6 +53,38 @@ def _unpin(affinity: Any) -> None:
         affinity.policy = affinity.Policy()
 
 
+def _interpreter_missing(strategy: Any, iterator: Any) -> str | None:
+    """A host of the play (after --limit) without an interpreter path, or None when all have one: the hosts
+    Mitogen cannot start a Python on, since it cannot discover one (see DOCUMENTATION)."""
+    configured = str(C.config.get_config_value("INTERPRETER_PYTHON") or "auto")
+    if not configured.startswith("auto"):
+        return None
+    play = iterator._play
+    for host in strategy._inventory.get_hosts(play.hosts, order=play.order):
+        value = strategy._variable_manager.get_vars(play=play, host=host, include_hostvars=False).get(
+            "ansible_python_interpreter"
+        )
+        if not value or str(value).startswith("auto"):
+            return str(host.name)
+    return None
+
+
+def _guarded(mitogen_strategy: type) -> type:
+    """The Mitogen strategy, which runs a play whose hosts Mitogen cannot start a Python on as plain linear."""
+
+    def run(self: Any, iterator: Any, play_context: Any, result: int = 0) -> Any:
+        host = _interpreter_missing(self, iterator)
+        if host is None:
+            return mitogen_strategy.run(self, iterator, play_context)
+        Display().warning(
+            f"host {host} has no ansible_python_interpreter path (Mitogen cannot discover one): running this "
+            "play with the plain linear strategy. Set ansible_python_interpreter for every host to use Mitogen."
+        )
+        return LinearStrategyModule.run(self, iterator, play_context)
+
+    return type("StrategyModule", (mitogen_strategy,), {"run": run})
+
+
 def _strategy() -> type:
     if not _mitogen_wanted():
         return LinearStrategyModule
@@ -64,7 +100,7 @@ def _strategy() -> type:
         return LinearStrategyModule
     _unpin(ansible_mitogen.affinity)
     base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
-    return type("StrategyModule", (ansible_mitogen.strategy.StrategyMixin, base), {})
+    return _guarded(type("MitogenLinear", (ansible_mitogen.strategy.StrategyMixin, base), {}))
 
 
 StrategyModule = _strategy()

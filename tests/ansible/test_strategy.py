@@ -125,3 +125,48 @@ def test_mitogen_does_not_pin_the_run_to_one_cpu(tmp_path: Path, keep: bool) -> 
         assert allowed != everything, f"Mitogen's own placement was asked for, the module ran on {allowed}"
     else:
         assert allowed == everything, f"the module's interpreter was pinned to CPUs {allowed}, not {everything}"
+
+
+# The module runs only on the host that has a Python (interpreter discovery itself is not what is tested).
+PARENT_OF_ONE = """\
+- name: Show which process runs the module on the host with a Python
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Read the command line of the module's parent process
+      ansible.builtin.shell: "tr '\\\\0' ' ' < /proc/$PPID/cmdline"
+      register: parent
+      changed_when: false
+      when: inventory_hostname == 'with-python'
+
+    - name: Print it
+      ansible.builtin.debug:
+        msg: "PARENT={{ parent.stdout }}"
+      when: inventory_hostname == 'with-python'
+"""
+
+
+def test_a_play_with_a_host_mitogen_cannot_start_python_on_runs_under_linear(tmp_path: Path) -> None:
+    """Mitogen cannot discover an interpreter ("EOF on stream"), so a play with a host that has no
+    ansible_python_interpreter path runs under plain linear, with a warning naming that host; the same play
+    limited to hosts that have one runs through Mitogen."""
+    playbook = tmp_path / "parent.yml"
+    playbook.write_text(PARENT_OF_ONE)
+    (tmp_path / "hosts").write_text(
+        f"with-python ansible_connection=local ansible_python_interpreter={VENV_BIN / 'python'}\n"
+        "without-python ansible_connection=local\n"
+    )
+    both = run(["-i", str(tmp_path / "hosts"), str(playbook)], ANSIBLE_STRATEGY="notification_linear")
+    output = " ".join((both.stdout + both.stderr).split())
+    assert both.returncode == 0, both.stdout[-3000:] + both.stderr[-2000:]
+    assert "host without-python has no ansible_python_interpreter path" in output, output[-3000:]
+    [line] = [line for line in both.stdout.splitlines() if "PARENT=" in line]
+    assert "AnsiballZ_command" in line, line
+
+    limited = run(
+        ["-i", str(tmp_path / "hosts"), str(playbook), "--limit", "with-python"], ANSIBLE_STRATEGY="notification_linear"
+    )
+    assert limited.returncode == 0, limited.stdout[-3000:] + limited.stderr[-2000:]
+    assert "has no ansible_python_interpreter" not in limited.stdout + limited.stderr
+    [line] = [line for line in limited.stdout.splitlines() if "PARENT=" in line]
+    assert "(mitogen:" in line, line
