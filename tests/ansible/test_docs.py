@@ -1,4 +1,5 @@
-"""Every module documents itself for ansible-doc; role READMEs match their argument specs."""
+"""Every module and the strategy plugin document themselves for ansible-doc; role READMEs match their argument
+specs."""
 
 from __future__ import annotations
 
@@ -50,6 +51,20 @@ def test_ansible_doc_shows_the_role(role: str) -> None:
     )
     assert doc.returncode == 0, doc.stderr
     assert "ENTRY POINT: *" in doc.stdout
+
+
+def test_ansible_doc_shows_the_strategy_plugin() -> None:
+    """Its DOCUMENTATION is YAML that ansible-doc parses (a stray ": " in a description breaks it)."""
+    doc = subprocess.run(
+        [VENV_BIN / "ansible-doc", "-t", "strategy", "notification_linear"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**NOCOLOR, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        cwd=ROOT,
+    )
+    assert doc.returncode == 0, doc.stderr
+    assert "NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY=1" in doc.stdout and "ansible_python_interpreter" in doc.stdout
 
 
 def test_role_readmes_match_the_argument_specs() -> None:
