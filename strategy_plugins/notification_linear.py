@@ -24,6 +24,9 @@ description:
     CPU left, so on 2 cores a fleet run had one core's throughput (measured on 50 hosts, 5 C(set_fact) tasks
     took 12.5 s pinned and 7.0 s unpinned, 2 C(ping) tasks 8.8 s and 6.6 s). The kernel places the
     processes instead; E(NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY=1) keeps Mitogen's placement.
+  - A worker process dies with ansible-playbook (Linux C(PR_SET_PDEATHSIG)). ansible-runner cancels a run by
+    killing its process group; an ansible worker has a session of its own, and under Mitogen it then waited
+    for the dead multiplexer forever, keeping the runner's terminal open (a canceled CLI run never returned).
   - Mitogen needs a Python it can start on the host, and cannot discover one (on this machine discovery failed
     under Mitogen with "EOF on stream"). So a play runs through
     Mitogen only when every one of its hosts has C(ansible_python_interpreter) set to a path (in the
@@ -32,7 +35,10 @@ description:
 author: notification-emergency contributors
 """
 
+import ctypes
 import os
+import signal
+import sys
 from typing import Any
 
 from ansible import constants as C
@@ -40,18 +46,56 @@ from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModu
 from ansible.utils.display import Display
 
 OFF = ("0", "false", "no", "off")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _mitogen_wanted() -> bool:
     return os.environ.get("NOTIFICATION_EMERGENCY_MITOGEN", "1").strip().lower() not in OFF
 
 
-def _unpin(affinity: Any) -> None:
-    """Replace Mitogen's CPU placement policy by its no-op base policy, unless asked to keep it. Mitogen reads
-    ``ansible_mitogen.affinity.policy`` each time it places a process (controller, multiplexer, worker), so
-    this must run before the strategy does."""
-    if os.environ.get("NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY", "0").strip().lower() in OFF:
-        affinity.policy = affinity.Policy()
+def _die_with_parent() -> None:
+    """In a worker process: be killed when the ansible-playbook process that forked it dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the prctl
+        os._exit(1)
+
+
+class _Placement:
+    """Mitogen's process placement policy (``ansible_mitogen.affinity.policy``), which Mitogen calls as it starts
+    the controller, each multiplexer and each worker: no CPU pinning unless asked for, and a worker that dies
+    with ansible-playbook. Under ansible-runner, a canceled run is killed by process group; an ansible worker
+    has a session of its own, and under Mitogen it then waited for its dead multiplexer forever, holding the
+    runner's terminal open, so the CLI never returned."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def assign_controller(self) -> None:
+        self._inner.assign_controller()
+
+    def assign_muxprocess(self, index: int) -> None:
+        self._inner.assign_muxprocess(index)
+
+    def assign_worker(self) -> None:
+        _die_with_parent()
+        self._inner.assign_worker()
+
+    def assign_subprocess(self) -> None:
+        self._inner.assign_subprocess()
+
+
+def _place(affinity: Any) -> None:
+    """Install the placement policy; Mitogen's own pinning only with NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY=1.
+    Mitogen reads ``ansible_mitogen.affinity.policy`` each time it places a process, so this must run before
+    the strategy does."""
+    keep = os.environ.get("NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY", "0").strip().lower() not in OFF
+    affinity.policy = _Placement(affinity.policy if keep else affinity.Policy())
 
 
 def _interpreter_missing(strategy: Any, iterator: Any) -> str | None:
@@ -99,7 +143,7 @@ def _strategy() -> type:
             "Install the pinned mitogen package, or set NOTIFICATION_EMERGENCY_MITOGEN=0 to silence this."
         )
         return LinearStrategyModule
-    _unpin(ansible_mitogen.affinity)
+    _place(ansible_mitogen.affinity)
     base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
     return _guarded(type("MitogenLinear", (ansible_mitogen.strategy.StrategyMixin, base), {}))
 

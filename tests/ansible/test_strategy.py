@@ -5,13 +5,16 @@ linear (one AnsiballZ process per task)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.ansible.conftest import SandboxHost
-from tests.ansible.sandbox import ROOT, parse_recap
+from tests.ansible.sandbox import ROOT, parse_recap, processes_under
 from tests.conftest import VENV_BIN
 
 PARENT = """\
@@ -170,3 +173,66 @@ def test_a_play_with_a_host_mitogen_cannot_start_python_on_runs_under_linear(tmp
     assert "has no ansible_python_interpreter" not in limited.stdout + limited.stderr
     [line] = [line for line in limited.stdout.splitlines() if "PARENT=" in line]
     assert "(mitogen:" in line, line
+
+
+SLEEP = """\
+- name: Run a module that takes a while
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Sleep
+      ansible.builtin.command: sleep 60
+      changed_when: false
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_run_killed_by_process_group_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """ansible-runner cancels a run by killing its process group. An ansible worker has a session of its own;
+    under Mitogen it used to wait for its dead multiplexer forever, holding the runner's terminal, so a
+    canceled CLI run never returned. The plugin makes a worker die with ansible-playbook."""
+    playbook = tmp_path / "sleep.yml"
+    playbook.write_text(SLEEP)
+    (tmp_path / "hosts").write_text(
+        f"localhost ansible_connection=local ansible_python_interpreter={VENV_BIN / 'python'}\n"
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STRATEGY": "notification_linear"}
+    run = subprocess.Popen(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts"), str(playbook)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not processes_named("sleep 60"):
+            time.sleep(0.2)
+        assert processes_named("sleep 60"), "the module started"
+        assert len(processes_under(tmp_path)) >= 2, "ansible-playbook and its worker"
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and processes_under(tmp_path):
+            time.sleep(0.2)
+        assert not processes_under(tmp_path), f"left behind: {processes_under(tmp_path)}"
+    finally:
+        for pid, _ in processes_under(tmp_path):
+            os.kill(pid, signal.SIGKILL)
+        if run.poll() is None:
+            run.kill()
+
+
+def processes_named(text: str) -> list[tuple[int, str]]:
+    """Processes whose command line contains ``text``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+            except OSError:
+                continue
+            if text in cmd:
+                found.append((int(entry), cmd))
+    return found
