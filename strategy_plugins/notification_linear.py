@@ -14,8 +14,8 @@ description:
     task. On 50 sandbox hosts (2 cores) the idempotent rollback and the health check ran 1.5-1.9x faster than
     under plain linear; docs/fleet-speed.md has the figures.
   - Opt in with E(ANSIBLE_STRATEGY=notification_linear) (ansible.cfg adds this directory to the strategy
-    plugins); the project's default stays ansible.builtin.linear (a canceled run through ansible-runner hung
-    under Mitogen, and ansible-core 2.19 deprecates third-party strategy plugins).
+    plugins); the project's default stays ansible.builtin.linear (the CLI's C(watch) did not work under Mitogen
+    yet, and ansible-core 2.19 deprecates third-party strategy plugins).
   - Falls back to plain ansible.builtin.linear, with a warning, when Mitogen is not installed (an AWX
     execution environment built without it), and without a warning when E(NOTIFICATION_EMERGENCY_MITOGEN=0)
     (or C(false), C(no), C(off)) switches it off.
