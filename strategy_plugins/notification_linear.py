@@ -28,10 +28,9 @@ description:
     killing its process group; an ansible worker has a session of its own, and under Mitogen it then waited
     for the dead multiplexer forever, keeping the runner's terminal open (a canceled CLI run never returned).
   - Mitogen needs a Python it can start on the host, and cannot discover one (on this machine discovery failed
-    under Mitogen with "EOF on stream"). So a play runs through
-    Mitogen only when every one of its hosts has C(ansible_python_interpreter) set to a path (in the
-    inventory, or C(interpreter_python) in ansible.cfg); otherwise the play runs under plain linear, with a
-    warning that names a host without one.
+    under Mitogen with "EOF on stream"). So a play runs through Mitogen only when every one of its hosts has
+    C(ansible_python_interpreter) set to a path (in the inventory, or C(interpreter_python) in ansible.cfg);
+    otherwise the play runs under plain linear, with a warning that names a host without one.
 author: notification-emergency contributors
 """
 
@@ -117,7 +116,7 @@ def _interpreter_missing(strategy: Any, iterator: Any) -> str | None:
 def _guarded(mitogen_strategy: type) -> type:
     """The Mitogen strategy, which runs a play whose hosts Mitogen cannot start a Python on as plain linear."""
 
-    def run(self: Any, iterator: Any, play_context: Any, result: int = 0) -> Any:
+    def run(self: Any, iterator: Any, play_context: Any) -> Any:
         host = _interpreter_missing(self, iterator)
         if host is None:
             return mitogen_strategy.run(self, iterator, play_context)
