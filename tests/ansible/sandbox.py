@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,8 @@ class Sandbox:
         return (self.home / "credentials" / f"{host}-api_token").read_text().split()[0]
 
 
-def processes_under(path: Path) -> list[tuple[int, str]]:
-    """Processes whose command line names a file under ``path``."""
-    prefix = str(path).rstrip("/") + "/"
+def processes(match: Callable[[list[str]], bool]) -> list[tuple[int, str]]:
+    """Processes whose argument list satisfies ``match``, as (pid, command line)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -117,9 +117,15 @@ def processes_under(path: Path) -> list[tuple[int, str]]:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if any(arg.startswith(prefix) for arg in argv):
+        if match(argv):
             found.append((int(entry), " ".join(argv)))
     return found
+
+
+def processes_under(path: Path) -> list[tuple[int, str]]:
+    """Processes whose command line names a file under ``path``."""
+    prefix = str(path).rstrip("/") + "/"
+    return processes(lambda argv: any(arg.startswith(prefix) for arg in argv))
 
 
 def port_open(port: int) -> bool:

@@ -14,23 +14,32 @@ from pathlib import Path
 import pytest
 
 from tests.ansible.conftest import SandboxHost
-from tests.ansible.sandbox import ROOT, parse_recap, processes_under
+from tests.ansible.sandbox import ROOT, parse_recap, processes, processes_under
 from tests.conftest import VENV_BIN
 
-PARENT = """\
-- name: Show which process runs the modules
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Read the command line of the module's parent process
-      ansible.builtin.shell: "tr '\\\\0' ' ' < /proc/$PPID/cmdline"
-      register: parent
-      changed_when: false
 
-    - name: Print it
-      ansible.builtin.debug:
-        msg: "PARENT={{ parent.stdout }}"
-"""
+def parent_playbook(hosts: str = "localhost", only: str | None = None) -> str:
+    """A playbook that prints the command line of the process that runs its module (PARENT=...), on ``only``
+    when given (the other hosts run no module)."""
+    when = f"      when: inventory_hostname == '{only}'\n" if only else ""
+    return (
+        "- name: Show which process runs the modules\n"
+        f"  hosts: {hosts}\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - name: Read the command line of the module's parent process\n"
+        "      ansible.builtin.shell: \"tr '\\\\0' ' ' < /proc/$PPID/cmdline\"\n"
+        "      register: parent\n"
+        "      changed_when: false\n"
+        f"{when}"
+        "    - name: Print it\n"
+        "      ansible.builtin.debug:\n"
+        '        msg: "PARENT={{ parent.stdout }}"\n'
+        f"{when}"
+    )
+
+
+PARENT = parent_playbook()
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
@@ -130,31 +139,12 @@ def test_mitogen_does_not_pin_the_run_to_one_cpu(tmp_path: Path, keep: bool) -> 
         assert allowed == everything, f"the module's interpreter was pinned to CPUs {allowed}, not {everything}"
 
 
-# The module runs only on the host that has a Python (interpreter discovery itself is not what is tested).
-PARENT_OF_ONE = """\
-- name: Show which process runs the module on the host with a Python
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Read the command line of the module's parent process
-      ansible.builtin.shell: "tr '\\\\0' ' ' < /proc/$PPID/cmdline"
-      register: parent
-      changed_when: false
-      when: inventory_hostname == 'with-python'
-
-    - name: Print it
-      ansible.builtin.debug:
-        msg: "PARENT={{ parent.stdout }}"
-      when: inventory_hostname == 'with-python'
-"""
-
-
 def test_a_play_with_a_host_mitogen_cannot_start_python_on_runs_under_linear(tmp_path: Path) -> None:
     """Mitogen cannot discover an interpreter ("EOF on stream"), so a play with a host that has no
     ansible_python_interpreter path runs under plain linear, with a warning naming that host; the same play
     limited to hosts that have one runs through Mitogen."""
     playbook = tmp_path / "parent.yml"
-    playbook.write_text(PARENT_OF_ONE)
+    playbook.write_text(parent_playbook("all", only="with-python"))
     (tmp_path / "hosts").write_text(
         f"with-python ansible_connection=local ansible_python_interpreter={VENV_BIN / 'python'}\n"
         "without-python ansible_connection=local\n"
@@ -186,6 +176,11 @@ SLEEP = """\
 """
 
 
+def _sleeping(argv: list[str]) -> bool:
+    """The playbook's module: sleep 60."""
+    return argv[0].endswith("sleep") and argv[1:2] == ["60"]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_run_killed_by_process_group_leaves_no_worker_behind(tmp_path: Path) -> None:
     """ansible-runner cancels a run by killing its process group. An ansible worker has a session of its own;
@@ -207,9 +202,11 @@ def test_a_run_killed_by_process_group_leaves_no_worker_behind(tmp_path: Path) -
     )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not processes_named("sleep 60"):
+        while time.monotonic() < deadline and not processes(
+            lambda argv: argv[0].endswith("sleep") and argv[1:2] == ["60"]
+        ):
             time.sleep(0.2)
-        assert processes_named("sleep 60"), "the module started"
+        assert processes(_sleeping), "the module started"
         assert len(processes_under(tmp_path)) >= 2, "ansible-playbook and its worker"
         os.killpg(run.pid, signal.SIGKILL)
         run.wait(10)
@@ -222,17 +219,3 @@ def test_a_run_killed_by_process_group_leaves_no_worker_behind(tmp_path: Path) -
             os.kill(pid, signal.SIGKILL)
         if run.poll() is None:
             run.kill()
-
-
-def processes_named(text: str) -> list[tuple[int, str]]:
-    """Processes whose command line contains ``text``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
-            except OSError:
-                continue
-            if text in cmd:
-                found.append((int(entry), cmd))
-    return found
