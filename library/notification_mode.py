@@ -262,12 +262,14 @@ timings_ms:
     - Milliseconds spent in each step of the call, for the steps it went through - C(state) (reading the
       host), C(backup), C(files), C(services), C(carry), C(health), C(probe), C(prune), on failure C(failed step)
       and C(put back) - and C(total).
+    - C(process_cpu) is not a step - the CPU milliseconds of the interpreter that ran the call, its start-up and
+      imports included (under Mitogen, of the host's interpreter since it started).
     - Where a host's time went; C(bench/bench_fleet.py) and the fleet-speed notes read them.
   returned: when the call got past its preconditions
   type: dict
   sample:
     {state: 3.1, backup: 41.0, files: 2.2, services: 1210.5, carry: 0.4, health: 55.1, probe: 402.7,
-     prune: 1.2, total: 1716.2}
+     prune: 1.2, total: 1716.2, process_cpu: 310.0}
 locked:
   description: True when a live run holds the host lock (nothing was read or changed).
   returned: failure

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from tests.ansible.recovery_helpers import (
     kill_when,
     lock_file,
     notification_stream,
+    playbook_env,
     report_of,
     run_playbook,
     snapshot,
@@ -130,6 +132,7 @@ def test_a_stream_is_shown_exactly_once_across_rollback_and_restore(
         steps = {"state", "backup", "files", "services", "carry", "health", "probe", "prune", "total"}
         assert steps <= set(timings), timings
         assert timings["total"] >= timings["services"] + timings["probe"] > 0, timings
+        assert 0 < timings["process_cpu"] < timings["total"] * 2, timings  # (one module call, two cores at most)
         time.sleep(1)
         restore = recovery.play("restore.yml")
         assert restore.rc == 0, restore.output[-4000:]
@@ -391,6 +394,42 @@ def test_a_live_lock_stops_a_run_and_an_expired_one_is_taken_over(recovery: Reco
     finally:
         if lock_file(root).exists() and json.loads(lock_file(root).read_text()).get("run_id") == expired_run:
             module_runner("notification_lock", {"root": str(root), "state": "released", "run_id": expired_run})
+
+
+def test_a_bad_run_input_is_refused_before_the_host_is_touched(recovery: Recovery) -> None:
+    """notification_run checks its inputs once per batch (the playbooks import it without Ansible's per-host
+    check): a bad one still stops the run before any lock, backup or change, and the message names it."""
+    before = snapshot(recovery.root)
+    for playbook in ("backup.yml", "rollback_to_legacy.yml"):
+        run = recovery.play(playbook, notification_run_lock_ttl="soon")
+        assert run.rc != 0, run.output[-3000:]
+        assert "notification_run_lock_ttl" in run.output and "cannot be converted to an int" in run.output, run.output[
+            -3000:
+        ]
+        assert "Validate the run's inputs" in run.output
+        assert not lock_file(recovery.root).exists()
+    assert snapshot_diff(before, snapshot(recovery.root)) == [], "a refused run leaves the host exactly as it was"
+
+
+@pytest.mark.parametrize(
+    ("playbook", "lock_tasks"),
+    [("rollback_to_legacy.yml", False), ("restore.yml", False), ("backup.yml", True), ("prune.yml", True)],
+)
+def test_the_lock_tasks_are_there_only_when_the_role_does_not_take_the_lock(playbook: str, lock_tasks: bool) -> None:
+    """The lock tasks are imported or not when the playbook is loaded: a rollback (whose switch takes the lock in
+    its own module call) has none, not two skipped on every host; a backup has them."""
+    listed = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "--list-tasks", str(ROOT / "playbooks" / playbook)],
+        capture_output=True,
+        text=True,
+        env=playbook_env(),
+        cwd=ROOT,
+        check=True,
+    ).stdout
+    # (--list-tasks shows no rescue or always tasks: the release is checked by the runs of the lock test above)
+    assert ("Take the host lock" in listed) == lock_tasks, listed
+    assert "Validating arguments against arg spec 'main' - Run a role's tasks under the host lock" not in listed
+    assert "Validate the run's inputs" in listed
 
 
 # -- 6. automatic restore when verification fails ------------------------------------------------------
