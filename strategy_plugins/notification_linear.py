@@ -1,6 +1,6 @@
 # Copyright: notification-emergency contributors
 # MIT License (see LICENSE)
-"""``linear`` run through Mitogen when it is installed and not switched off (opt-in: ANSIBLE_STRATEGY)."""
+"""``linear`` run through Mitogen when it is installed and not switched off (the project's default strategy)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ description:
   - ansible.builtin.linear (tasks in order, each on every host before the next) run through Mitogen's
     connection and module runtime (the C(mitogen) Python package, pinned in the project's requirements),
     which starts one Python per host and runs each module in it instead of starting a new interpreter per
-    task. On 50 sandbox hosts (2 cores) the idempotent rollback and the health check ran 1.5-1.9x faster than
+    task. On 50 sandbox hosts (2 cores) the idempotent rollback and the health check ran 1.2-1.9x faster than
     under plain linear; docs/fleet-speed.md has the figures.
-  - Opt in with E(ANSIBLE_STRATEGY=notification_linear) (ansible.cfg adds this directory to the strategy
-    plugins); the project's default stays ansible.builtin.linear (the CLI's C(watch) did not work under Mitogen
-    yet, and ansible-core 2.19 deprecates third-party strategy plugins).
+  - The project's default (C(strategy) in ansible.cfg, chosen by those measurements). Switch it off with
+    E(ANSIBLE_STRATEGY=linear) or E(NOTIFICATION_EMERGENCY_MITOGEN=0), for instance in an AWX execution
+    environment without Mitogen. ansible-core 2.19 deprecates third-party strategy plugins, so every run prints
+    that deprecation warning.
   - Falls back to plain ansible.builtin.linear, with a warning, when Mitogen is not installed (an AWX
     execution environment built without it), and without a warning when E(NOTIFICATION_EMERGENCY_MITOGEN=0)
     (or C(false), C(no), C(off)) switches it off.
@@ -122,7 +123,8 @@ def _guarded(mitogen_strategy: type) -> type:
             return mitogen_strategy.run(self, iterator, play_context)
         Display().warning(
             f"host {host} has no ansible_python_interpreter path (Mitogen cannot discover one): running this "
-            "play with the plain linear strategy. Set ansible_python_interpreter for every host to use Mitogen."
+            "play with the plain linear strategy. Set ansible_python_interpreter for every host to use Mitogen, "
+            "or ANSIBLE_STRATEGY=linear to silence this."
         )
         return LinearStrategyModule.run(self, iterator, play_context)
 

@@ -1,6 +1,6 @@
-"""The opt-in Mitogen strategy (strategy_plugins/notification_linear.py): a project playbook runs through it,
-modules run inside Mitogen's per-host interpreter, and NOTIFICATION_EMERGENCY_MITOGEN=0 falls back to plain
-linear (one AnsiballZ process per task)."""
+"""The Mitogen strategy (strategy_plugins/notification_linear.py), the project's default: a project playbook runs
+through it, modules run inside Mitogen's per-host interpreter, and ANSIBLE_STRATEGY=linear or
+NOTIFICATION_EMERGENCY_MITOGEN=0 fall back to plain linear (one AnsiballZ process per task)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ PARENT = parent_playbook()
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **env}
+    # (the strategy is each test's: the project's default unless the test names one)
+    inherited = {key: value for key, value in os.environ.items() if key != "ANSIBLE_STRATEGY"}
+    environment = {**inherited, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **env}
     return subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), *args],
         capture_output=True,
@@ -60,10 +62,11 @@ def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     [
         ({"ANSIBLE_STRATEGY": "notification_linear"}, "(mitogen:"),
         ({"ANSIBLE_STRATEGY": "notification_linear", "NOTIFICATION_EMERGENCY_MITOGEN": "0"}, "AnsiballZ_command"),
-        ({}, "AnsiballZ_command"),  # the project's default: plain linear
+        ({}, "(mitogen:"),  # the project's default (ansible.cfg)
+        ({"ANSIBLE_STRATEGY": "linear"}, "AnsiballZ_command"),  # the documented way to switch it off
     ],
 )
-def test_modules_run_in_mitogen_only_when_asked(tmp_path: Path, env: dict[str, str], runtime: str) -> None:
+def test_modules_run_in_mitogen_unless_switched_off(tmp_path: Path, env: dict[str, str], runtime: str) -> None:
     playbook = tmp_path / "parent.yml"
     playbook.write_text(PARENT)
     inventory = f"localhost ansible_connection=local ansible_python_interpreter={VENV_BIN / 'python'}\n"
