@@ -397,16 +397,27 @@ def test_a_live_lock_stops_a_run_and_an_expired_one_is_taken_over(recovery: Reco
 
 
 def test_a_bad_run_input_is_refused_before_the_host_is_touched(recovery: Recovery) -> None:
-    """notification_run checks its inputs once per batch (the playbooks import it without Ansible's per-host
-    check): a bad one still stops the run before any lock, backup or change, and the message names it."""
+    """notification_run checks its inputs and those of the role it runs once per batch (both are imported without
+    Ansible's per-host check): a bad one still stops the run before any lock, backup or change, and the message
+    names it."""
     before = snapshot(recovery.root)
-    for playbook in ("backup.yml", "rollback_to_legacy.yml"):
-        run = recovery.play(playbook, notification_run_lock_ttl="soon")
+    bad = [
+        ("backup.yml", {"notification_run_lock_ttl": "soon"}, "Validate the run's inputs", "to an int"),
+        ("rollback_to_legacy.yml", {"notification_run_lock_ttl": "soon"}, "Validate the run's inputs", "to an int"),
+        # an input of the role run under the lock (notification_mode), checked by notification_run too
+        (
+            "rollback_to_legacy.yml",
+            {"notification_mode_verify_timeout": "soon"},
+            "Validate the inputs of notification_mode (main)",
+            "to a float",
+        ),
+    ]
+    for playbook, extra, task, problem in bad:
+        run = recovery.play(playbook, **extra)
         assert run.rc != 0, run.output[-3000:]
-        assert "notification_run_lock_ttl" in run.output and "cannot be converted to an int" in run.output, run.output[
-            -3000:
-        ]
-        assert "Validate the run's inputs" in run.output
+        [name] = extra
+        assert f"argument '{name}'" in run.output and problem in run.output, run.output[-3000:]
+        assert f"TASK [notification_run : {task}]" in run.output, run.output[-3000:]
         assert not lock_file(recovery.root).exists()
     assert snapshot_diff(before, snapshot(recovery.root)) == [], "a refused run leaves the host exactly as it was"
 
@@ -428,8 +439,9 @@ def test_the_lock_tasks_are_there_only_when_the_role_does_not_take_the_lock(play
     ).stdout
     # (--list-tasks shows no rescue or always tasks: the release is checked by the runs of the lock test above)
     assert ("Take the host lock" in listed) == lock_tasks, listed
-    assert "Validating arguments against arg spec 'main' - Run a role's tasks under the host lock" not in listed
-    assert "Validate the run's inputs" in listed
+    # Ansible's own argument checks (a task per host) give way to notification_run's, once per batch.
+    assert "Validating arguments against arg spec" not in listed, listed
+    assert "Validate the run's inputs" in listed and "Validate the inputs of {{ notification_run_role }}" in listed
 
 
 # -- 6. automatic restore when verification fails ------------------------------------------------------
