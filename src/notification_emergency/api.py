@@ -36,6 +36,7 @@ from notification_emergency.errors import (
     EXIT_UNHEALTHY,
     BadInput,
 )
+from notification_emergency.paths import state_dir
 from notification_emergency.runner import (
     Event,
     Inventory,
@@ -45,11 +46,11 @@ from notification_emergency.runner import (
     run_playbook,
     validate_inputs,
 )
-from notification_emergency.store import EventStore, parse_time, state_dir
 
 if TYPE_CHECKING:
     from notification_emergency.engine import Policy
     from notification_emergency.notifier import Notifier
+    from notification_emergency.store import EventStore
 
 Inputs = Mapping[str, Any]
 
@@ -123,13 +124,25 @@ class EmergencyToolkit:
     ) -> None:
         self._inventory_arg = inventory
         self._inventory: Inventory | None = None
-        self.store = store if isinstance(store, EventStore) else EventStore(store)
+        self._store_arg = store
+        self._store: EventStore | None = None
         self.actor = actor or default_actor()
         self.home = home or state_dir()
         self.timeout = timeout
         self.on_event = on_event
         self.cancel = cancel
         self.verbosity = verbosity
+
+    @property
+    def store(self) -> EventStore:
+        """The event store, opened on first use: SQLAlchemy is imported then, and ``status --quick`` (direct
+        probes, no record) never pays for it."""
+        if self._store is None:
+            from notification_emergency.store import EventStore
+
+            arg = self._store_arg
+            self._store = arg if isinstance(arg, EventStore) else EventStore(arg)
+        return self._store
 
     # -- inventory -------------------------------------------------------------------------------------
 
@@ -492,6 +505,8 @@ class EmergencyToolkit:
         action = playbook.removesuffix(".yml")
         failed = sorted(host for host, row in rows.items() if row.get("status") != "ok")
         status = "failed" if failed else "successful"
+        from notification_emergency.store import parse_time
+
         started = parse_time(report.get("started_at")) or parse_time(report.get("finished_at"))
         finished = parse_time(report.get("finished_at"))
         self.store.start_run(

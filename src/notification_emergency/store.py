@@ -43,6 +43,7 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from .errors import BadInput
+from .paths import state_dir
 
 __all__ = [
     "EVENT_KINDS",
@@ -56,7 +57,6 @@ __all__ = [
 ]
 
 STORE_ENV = "NOTIFICATION_EMERGENCY_STORE"
-STATE_DIR_ENV = "NOTIFICATION_EMERGENCY_STATE_DIR"
 BUSY_TIMEOUT_S = 30
 PG_CONNECT_TIMEOUT_S = 10
 FIX_HINT = "choose a writable directory with --store or NOTIFICATION_EMERGENCY_STORE"
@@ -83,20 +83,6 @@ class StoreError(BadInput):
 
 # --------------------------------------------------------------------------------------------------------
 # Where the store lives
-
-
-def state_dir() -> Path:
-    """The package's state directory.
-
-    ``NOTIFICATION_EMERGENCY_STATE_DIR``, else ``$XDG_STATE_HOME/notification-emergency``, else
-    ``~/.local/state/notification-emergency``.
-    """
-    configured = os.environ.get(STATE_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
-    return base / "notification-emergency"
 
 
 def default_store_url() -> str:
