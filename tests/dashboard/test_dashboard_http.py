@@ -254,7 +254,12 @@ def test_status_of_a_host_whose_service_is_down(client: FlaskClient, dashboard: 
     assert row["mode"] == "unknown" and row["emergency"] is None
     [web] = row["components"]
     assert web["name"] == "web" and web["status"] == "unreachable" and "ConnectionError" in web["evidence"]
-    state = client.get("/api/state").json
+    # The record (the event store's data) is read by its own loop: under load its first round may come after the
+    # first probe round, so wait for it rather than assume it (until then the store's "ok" is None, not known).
+    deadline = time.monotonic() + 15
+    while (state := client.get("/api/state").json)["record"]["store"]["ok"] is None:
+        assert time.monotonic() < deadline, state["record"]
+        time.sleep(0.05)
     assert state["record"]["store"]["ok"] is True and state["versions"]["live"] >= 1
 
 
