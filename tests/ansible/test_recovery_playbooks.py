@@ -408,7 +408,7 @@ def test_a_bad_run_input_is_refused_before_the_host_is_touched(recovery: Recover
         (
             "rollback_to_legacy.yml",
             {"notification_mode_verify_timeout": "soon"},
-            "Validate the inputs of notification_mode (main)",
+            "Validate the inputs of the role under the lock, notification_mode (main)",
             "to a float",
         ),
     ]
@@ -441,7 +441,7 @@ def test_the_lock_tasks_are_there_only_when_the_role_does_not_take_the_lock(play
     assert ("Take the host lock" in listed) == lock_tasks, listed
     # Ansible's own argument checks (a task per host) give way to notification_run's, once per batch.
     assert "Validating arguments against arg spec" not in listed, listed
-    assert "Validate the run's inputs" in listed and "Validate the inputs of {{ notification_run_role }}" in listed
+    assert "Validate the run's inputs" in listed and "Validate the inputs of the role under the lock" in listed
 
 
 # -- 6. automatic restore when verification fails ------------------------------------------------------
