@@ -5,6 +5,8 @@ concurrent writers in several processes."""
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from notification_emergency import store as store_module
+from notification_emergency.api import EmergencyToolkit
 from notification_emergency.errors import EXIT_BAD_INPUT
 from notification_emergency.store import (
     MIGRATIONS,
@@ -721,17 +724,12 @@ def test_the_cli_loads_without_the_event_store_and_the_toolkit_opens_it_on_first
     """``status --quick`` and the watch's probes need no store: the CLI, the API and the watch import without
     SQLAlchemy (about 0.3 s of a 2-3 s fleet status). The toolkit opens its store on first use, and a bad one
     is refused then with the store's own message."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, notification_emergency.cli, notification_emergency.api, notification_emergency.watch; "
         "print(sorted(m for m in ('sqlalchemy', 'notification_emergency.store') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]", loaded
-
-    from notification_emergency.api import EmergencyToolkit
 
     toolkit = EmergencyToolkit(store=tmp_path / "events.db")
     assert not (tmp_path / "events.db").exists(), "nothing is opened before it is needed"

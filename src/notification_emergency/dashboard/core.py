@@ -36,7 +36,8 @@ from notification_emergency.dashboard.jobs import Jobs
 from notification_emergency.dashboard.probes import live_probe
 from notification_emergency.dashboard.users import UserFile
 from notification_emergency.errors import BadInput, ToolkitError
-from notification_emergency.store import EVENT_KINDS, EventStore, parse_time, state_dir
+from notification_emergency.paths import state_dir
+from notification_emergency.store import EVENT_KINDS, EventStore, parse_time
 
 if TYPE_CHECKING:
     from notification_emergency.api import ActionResult

@@ -30,7 +30,7 @@ import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from notification_emergency.errors import BadInput
-from notification_emergency.store import state_dir
+from notification_emergency.paths import state_dir
 
 USERS_ENV = "NOTIFICATION_EMERGENCY_DASHBOARD_USERS"
 ROLES = ("viewer", "operator")
