@@ -25,7 +25,7 @@ bootstrap: ## Install system packages, the virtual environment and the pinned Py
 
 lint: bootstrap ## ruff, mypy, yamllint, ansible-lint (production profile)
 	ruff check .
-	ruff format --check src tests bench library module_utils filter_plugins strategy_plugins reference_app scripts rulebooks
+	ruff format --check src tests bench library module_utils filter_plugins strategy_plugins callback_plugins reference_app scripts rulebooks
 	mypy
 	yamllint -s .
 	ansible-lint --profile production --nocolor -q

@@ -9,7 +9,7 @@ directory, and a typed result with the per-host recap and the stats the playbook
 
 from __future__ import annotations
 
-import fnmatch
+import difflib
 import json
 import os
 import re
@@ -140,9 +140,12 @@ def validate_inputs(playbook: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``inputs`` against the playbook's own argument spec before anything runs.
 
     Returns the inputs converted to their declared types; raises :class:`BadInput` naming each unknown or
-    invalid input. The same spec the playbook enforces, read from the playbook: the two cannot drift.
+    invalid input. The same spec the playbook enforces, read from the playbook: the two cannot drift. Text
+    is bounded here too (:func:`check_text`), so a hostile or runaway value is refused before a run starts.
     """
     spec = playbook_spec(playbook)
+    for name, value in inputs.items():
+        check_text(name, value)
     unknown = sorted(set(inputs) - set(spec) - COMMON_INPUTS)
     if unknown:
         accepted = ", ".join(sorted(spec)) or "none"
@@ -152,7 +155,187 @@ def validate_inputs(playbook: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     if result.error_messages:
         raise BadInput(f"{playbook}: " + "; ".join(result.error_messages))
     validated = {name: result.validated_parameters[name] for name in own}
+    for name, value in validated.items():
+        rule = _INPUT_RULES.get(name) or next((r for s, r in _SUFFIX_RULES.items() if name.endswith(s)), None)
+        if rule is not None and value is not None:
+            validated[name] = rule(name, value)
     return {**dict(inputs), **validated}
+
+
+# -- what an argument spec cannot say: the bounds of the inputs whose type is raw or str -------------------
+
+_SERIAL = re.compile(r"^(?:[1-9][0-9]{0,5}|(?:100|[1-9][0-9]?)%)$")
+_BACKUP_NAME = re.compile(r"^(?:latest|\d{8}T\d{6}Z-[a-z0-9_-]+)$")  # module_utils/notification_backup.NAME_RE
+_BACKUP_LABEL = re.compile(r"^[a-z0-9_-]{1,64}$")  # module_utils/notification_backup.LABEL_RE and MAX_LABEL
+_USER_ID = re.compile(r"^[A-Za-z0-9_.@:+][A-Za-z0-9_.@:+-]{0,63}$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?(?:inf|infinity|nan)$", re.IGNORECASE)
+MAX_AFFECTED_USERS = 1_000_000_000
+MAX_MESSAGES = 100
+
+
+def _serial_rule(name: str, value: Any) -> str:
+    text = str(value).strip()
+    if isinstance(value, bool) or not _SERIAL.match(text):
+        raise BadInput(
+            f"{input_name(name)} {value!r}: hosts per batch, a number (1 or more) or a percentage (1% to 100%)"
+        )
+    return text
+
+
+def _backup_rule(name: str, value: Any) -> str:
+    if not _BACKUP_NAME.match(str(value)):
+        raise BadInput(
+            f"{input_name(name)} {value!r} is not a backup name: give latest or a name as `ls <root>/backups` shows it "
+            "(20261203T101500Z-manual)"
+        )
+    return str(value)
+
+
+def _label_rule(name: str, value: Any) -> str:
+    if not _BACKUP_LABEL.match(str(value)):
+        raise BadInput(
+            f"{input_name(name)} {value!r}: use 1 to 64 lower-case letters, digits, - and _ (before-upgrade)"
+        )
+    return str(value)
+
+
+def _affected_users_rule(name: str, value: Any) -> int | list[str]:
+    fix = f"give a count (0 to {MAX_AFFECTED_USERS:,}) or comma-separated user ids (u1,u2)"
+    if isinstance(value, bool):
+        raise BadInput(f"{input_name(name)} {value!r}: {fix}")
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdecimal()):
+        count = int(value)
+        if not 0 <= count <= MAX_AFFECTED_USERS:
+            raise BadInput(f"{input_name(name)} {value!r} is out of range: {fix}")
+        return count
+    ids = [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(ids, list) or not ids or len(ids) > 100_000:
+        raise BadInput(f"{input_name(name)} {value!r}: {fix}")
+    for user in ids:
+        if not isinstance(user, str) or _NUMBER.match(user) or not _USER_ID.match(user):
+            raise BadInput(
+                f"{input_name(name)}: {user!r} is neither a whole count nor a user id "
+                f"(up to 64 letters, digits and _.@:+-, not starting with -, not a number); {fix}"
+            )
+    return list(dict.fromkeys(ids))
+
+
+def _messages_rule(name: str, value: Any) -> list[str]:
+    if len(value) > MAX_MESSAGES:
+        raise BadInput(
+            f"{input_name(name)}: {len(value)} messages given, at most {MAX_MESSAGES}: pass the most telling ones"
+        )
+    return list(value)
+
+
+def _unique_rule(_name: str, value: Any) -> list[Any]:
+    return list(dict.fromkeys(value))  # restart -c web -c web restarts web once
+
+
+_INPUT_RULES: dict[str, Callable[[str, Any], Any]] = {
+    "restore_backup": _backup_rule,
+    "backup_label": _label_rule,
+    "affected_users": _affected_users_rule,
+    "messages": _messages_rule,
+    "components": _unique_rule,
+}
+_SUFFIX_RULES: dict[str, Callable[[str, Any], Any]] = {"_serial": _serial_rule}
+
+
+# -- text from people and alerts is data ------------------------------------------------------------------
+
+MAX_TEXT_CHARS = 4096
+"""The longest text an input may carry (a reason, a title, a name): a pasted log excerpt fits; a runaway
+paste (131,000 characters once ended in "argument list too long") is refused before anything runs."""
+
+# C0 and C1 control characters, DEL, and lone surrogates (what undecodable bytes on the command line become):
+# none of them belongs in a banner, a record or a log line. Tab and newline are text.
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# How each input is typed on the command line, so a refusal names what the user typed (and the variable,
+# which is what AWX surveys, EDA and ansible-playbook -e use).
+OPTION_NAMES = {
+    "reason": "--reason",
+    "triggered_by": "--triggered-by",
+    "resolved_by": "--resolved-by",
+    "level": "--level",
+    "affected_users": "--affected-users",
+    "messages": "--message",
+    "backup_label": "--label",
+    "restore_backup": "--backup",
+    "rollback_serial": "--serial",
+    "restore_serial": "--serial",
+    "restart_serial": "--serial",
+    "components": "--component",
+    "notification_run_owner": "the actor (NOTIFICATION_EMERGENCY_ACTOR)",
+}
+
+
+def input_name(name: str) -> str:
+    """``--serial (rollback_serial)`` for a variable the command line has an option for, else the name."""
+    base = re.split(r"[.\[]", name, maxsplit=1)[0]
+    option = OPTION_NAMES.get(base)
+    return f"{option} ({name})" if option else name
+
+
+def check_text(name: str, value: Any, *, limit: int = MAX_TEXT_CHARS) -> None:
+    """Refuse a string (or a string inside a list or mapping) that is too long or carries control characters,
+    naming the input, the first offending character and the fix. Braces and quotes are fine: text is data."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            check_text(f"{name}.{key}", item, limit=limit)
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_text(f"{name}[{index}]", item, limit=limit)
+        return
+    if not isinstance(value, str):
+        return
+    if len(value) > limit:
+        raise BadInput(f"{input_name(name)} is {len(value)} characters long; at most {limit} are accepted: shorten it")
+    bad = _FORBIDDEN_CHARS.search(value)
+    if bad:
+        char = bad.group()
+        what = (
+            "a byte that is not UTF-8" if "\ud800" <= char <= "\udfff" else f"the control character U+{ord(char):04X}"
+        )
+        raise BadInput(
+            f"{input_name(name)} contains {what} at position {bad.start()}: remove it (tabs and newlines are fine)"
+        )
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    """YAML in which every string is ``!unsafe``: Ansible keeps it as text and never renders it as a template."""
+
+
+def _represent_unsafe(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("!unsafe", value, style='"')
+
+
+_UnsafeDumper.add_representer(str, _represent_unsafe)
+
+
+def write_extra_vars(directory: Path, extra_vars: Mapping[str, Any]) -> Path:
+    """Write ``extra_vars`` for ``ansible-playbook -e @FILE``: every string marked ``!unsafe``, the file
+    readable by this user only (0600) inside a private directory.
+
+    This is the one place where values the package received (typed by a person, sent by an alert, read from a
+    host) become Ansible variables. Marked unsafe, ``{{ lookup('pipe', ...) }}`` in a reason is the text
+    the users read in the banner, never a command; and the values are not on ``ansible-playbook``'s command
+    line, where any local user could read them with ``ps``.
+    """
+    for name, value in extra_vars.items():
+        if not _VARIABLE_NAME.match(name):
+            raise BadInput(f"{name!r} is not a variable name (letters, digits and _, not starting with a digit)")
+        check_text(name, value)
+    text = yaml.dump(dict(extra_vars), Dumper=_UnsafeDumper, allow_unicode=True, sort_keys=True, width=1 << 16)
+    path = directory / "extravars.yml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
 
 
 # The host variables the package reads from the inventory (where a host answers, whether it is a sandbox);
@@ -174,8 +357,10 @@ HOSTVARS_KEPT = frozenset(
 @dataclass(frozen=True)
 class Inventory:
     sources: tuple[str, ...]
-    groups: dict[str, frozenset[str]]
+    groups: dict[str, frozenset[str]]  # every host of each group, its descendants' included
     hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # as ansible-inventory lists it: group -> (its own hosts, its child groups), in the inventory's order
+    tree: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def hosts(self) -> frozenset[str]:
@@ -214,80 +399,120 @@ def load_inventory(inventory: str | Path | Sequence[str | Path] | None = None) -
     if proc.returncode != 0:
         raise BadInput(f"cannot read inventory {', '.join(sources)}: {proc.stderr.strip()[-500:]}")
     data = json.loads(proc.stdout)
+    tree = {
+        group: (tuple((data.get(group) or {}).get("hosts") or ()), tuple((data.get(group) or {}).get("children") or ()))
+        for group in data
+        if group != "_meta"
+    }
     members: dict[str, set[str]] = {}
 
     def collect(group: str, seen: frozenset[str] = frozenset()) -> set[str]:
         if group in members:
             return members[group]
-        entry = data.get(group) or {}
-        hosts = set(entry.get("hosts") or [])
-        for child in entry.get("children") or []:
+        own, children = tree.get(group, ((), ()))
+        hosts = set(own)
+        for child in children:
             if child not in seen:
                 hosts |= collect(child, seen | {group})
         members[group] = hosts
         return hosts
 
-    for group in [g for g in data if g != "_meta"]:
+    for group in tree:
         collect(group)
     members.setdefault("all", set()).update(*(h for g, h in members.items() if g != "all"))
     hostvars = {
         host: {key: value for key, value in variables.items() if key in HOSTVARS_KEPT}
         for host, variables in ((data.get("_meta") or {}).get("hostvars") or {}).items()
     }
-    return Inventory(tuple(sources), {group: frozenset(hosts) for group, hosts in members.items()}, hostvars)
+    return Inventory(tuple(sources), {group: frozenset(hosts) for group, hosts in members.items()}, hostvars, tree)
 
 
-_PATTERN_CHARS = set("*?~[]")
+def _ansible_inventory(inventory: Inventory) -> Any:
+    """Ansible's own ``InventoryManager`` over the hosts and groups already read: patterns (``~regex``, ``&``,
+    ``!``, globs, ``group[0:2]``) are resolved by Ansible's code, not a second implementation of it."""
+    from ansible import constants
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    # This module reports a pattern that matches nothing itself (naming it and the hosts it could have
+    # meant); Ansible's own warning would say it twice.
+    constants.HOST_PATTERN_MISMATCH = "ignore"
+    manager = InventoryManager(DataLoader(), sources=None, parse=False)
+    data = manager._inventory  # the InventoryData that inventory plugins fill, filled the same way here
+    for group in inventory.tree:
+        data.add_group(group)
+    for group, (hosts, children) in inventory.tree.items():
+        for child in children:
+            data.add_group(child)
+            data.add_child(group, child)
+        for host in hosts:
+            data.add_host(host, group)
+    data.reconcile_inventory()
+    return manager
+
+
+def _near(inventory: Inventory, term: str, target: str) -> str:
+    """The hosts and groups a term that matched nothing could have meant."""
+    bare = term.lstrip("!&~").replace("*", "").replace("?", "")
+    names = sorted(inventory.hosts | set(inventory.tree))
+    close = difflib.get_close_matches(bare, names, n=4, cutoff=0.5)
+    close += [name for name in names if bare and bare in name and name not in close][: 4 - len(close)]
+    hosts = sorted(inventory.groups.get(target, frozenset()))
+    shown = ", ".join(hosts[:12]) + (f" and {len(hosts) - 12} more" if len(hosts) > 12 else "")
+    return (f"did you mean {', '.join(close)}? " if close else "") + f"the hosts of {target} are: {shown}"
 
 
 def resolve_limit(inventory: Inventory, limit: str | None, target: str = TARGET_GROUP) -> list[str]:
-    """The hosts of ``target`` a run with ``--limit limit`` would touch; a name that is neither a host nor a
-    group of the inventory, or a limit that leaves no host, is refused naming it."""
+    """The hosts of ``target`` a run with ``--limit limit`` touches, resolved before anything runs.
+
+    No limit (``None``) means every host of ``target``. A limit that names nothing (empty, blanks, commas), a
+    term that matches no host or group of the inventory (a typo, ``zzz*``), or a limit that leaves no host of
+    ``target`` is refused: a mistyped or empty ``$HOST`` in a script never means "every host".
+    """
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import split_host_pattern
+
     group = inventory.groups.get(target, frozenset())
     if not group:
         raise BadInput(
             f"inventory {', '.join(inventory.sources)} has no hosts in group {target}; "
             "create the sandbox with `make demo` or pass your inventory with -i/--inventory"
         )
-    if not limit:
+    if limit is None:
         return sorted(group)
-    selected: set[str] = set()
-    excluded: set[str] = set()
-    intersect: list[set[str]] = []
-    unknown: list[str] = []
-    for term in (t.strip() for t in limit.replace(":", ",").split(",")):
-        if not term:
-            continue
-        op, name = (term[0], term[1:]) if term[0] in "!&" else ("", term)
-        if _PATTERN_CHARS & set(name):
-            # a wildcard term: matched like Ansible's simple patterns
-            names = {h for h in inventory.hosts if fnmatch.fnmatch(h, name)}
-            names |= {h for g, hs in inventory.groups.items() if fnmatch.fnmatch(g, name) for h in hs}
-        elif name in inventory.groups:
-            names = set(inventory.groups[name])
-        elif name in inventory.hosts:
-            names = {name}
-        else:
-            unknown.append(name)
-            continue
-        if op == "!":
-            excluded |= names
-        elif op == "&":
-            intersect.append(names)
-        else:
-            selected |= names
-    if unknown:
+    terms = [term for term in split_host_pattern(limit) if term.strip(" ,:")]
+    if not terms:
         raise BadInput(
-            f"--limit names {', '.join(unknown)}, not a host or group of inventory {', '.join(inventory.sources)}; "
-            f"its hosts in {target} are: {', '.join(sorted(group))}"
+            f"--limit {limit!r} names no host: leave --limit out to run on every host of {target}, "
+            f"or name hosts or groups; {_near(inventory, '', target)}"
         )
-    hosts = (selected or set(group)) - excluded
-    for names in intersect:
-        hosts &= names
-    hosts &= group
+    empty = [term for term in terms if not term.lstrip("!&~").strip()]
+    if empty:  # Ansible reads "~" (or "~[") as the empty regular expression: every host
+        raise BadInput(
+            f"--limit {limit!r}: {empty[0]!r} is an empty pattern (it would match every host); "
+            f"name hosts or groups: {_near(inventory, '', target)}"
+        )
+    if any(term.startswith("@") for term in terms):
+        raise BadInput(
+            f"--limit {limit!r}: limit files (@FILE) are not accepted; name the hosts or groups: "
+            f"{_near(inventory, '', target)}"
+        )
+    manager = _ansible_inventory(inventory)
+    try:
+        unmatched = [term for term in terms if not manager.get_hosts(term.lstrip("!&"))]
+        if unmatched:
+            raise BadInput(
+                f"--limit {limit!r}: {', '.join(repr(t) for t in unmatched)} "
+                f"match{'es' if len(unmatched) == 1 else ''} no host or group of inventory "
+                f"{', '.join(inventory.sources)}, so nothing was run; {_near(inventory, unmatched[0], target)}"
+            )
+        manager.subset(limit)
+        hosts = sorted({host.name for host in manager.get_hosts(target)})
+    except AnsibleError as exc:
+        raise BadInput(f"--limit {limit!r}: {exc.message}; {_near(inventory, '', target)}") from None
     if not hosts:
-        raise BadInput(f"--limit {limit} leaves no host of group {target} to run on")
-    return sorted(hosts)
+        raise BadInput(f"--limit {limit!r} leaves no host of group {target} to run on; {_near(inventory, '', target)}")
+    return hosts
 
 
 def run_playbook(
@@ -311,7 +536,8 @@ def run_playbook(
         raise FileNotFoundError(f"no playbook {playbook} in {path.parent}")
     return _run(
         playbook,
-        {"playbook": str(path), "limit": limit, "extravars": dict(extra_vars or {})},
+        {"playbook": str(path), "limit": limit},
+        extra_vars=extra_vars,
         inventory=inventory,
         check=check,
         diff=diff,
@@ -328,6 +554,7 @@ def run_module(
     module: str,
     module_args: Mapping[str, Any] | None = None,
     *,
+    data: Mapping[str, Any] | None = None,
     hosts: str = "all",
     inventory: str | Path | Sequence[str | Path] | None = None,
     check: bool = False,
@@ -336,10 +563,16 @@ def run_module(
     run_id: str | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> RunResult:
-    """Run one module ad hoc on ``hosts``; each host's module result is in ``RunResult.results``."""
+    """Run one module ad hoc on ``hosts``; each host's module result is in ``RunResult.results``.
+
+    Ansible renders module arguments as templates: text that did not come from this package's own code (a
+    title, a message) goes in ``data`` (variables marked unsafe, see :func:`write_extra_vars`) and the
+    arguments refer to it by name, ``"{{ title }}"``, so it arrives as it was typed.
+    """
     return _run(
         module,
         {"module": module, "module_args": json.dumps(dict(module_args or {})), "host_pattern": hosts},
+        extra_vars=data,
         inventory=inventory,
         check=check,
         diff=False,
@@ -380,6 +613,7 @@ def _run(
     name: str,
     target: dict[str, Any],
     *,
+    extra_vars: Mapping[str, Any] | None = None,
     inventory: str | Path | Sequence[str | Path] | None,
     check: bool,
     diff: bool,
@@ -413,6 +647,8 @@ def _run(
     cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="notification-emergency-run-") as private:
+        if extra_vars:
+            target = {**target, "extravars": str(write_extra_vars(Path(private), extra_vars))}
         runner = ansible_runner.run(
             private_data_dir=private,
             project_dir=str(root),
@@ -428,6 +664,10 @@ def _run(
                 # the environment names that job's callback (awx_display), which this run does not have:
                 # ansible-playbook would stop before the first task (rc 250).
                 "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+                # ansible-runner's environment overrides ansible.cfg's callback_plugins: name the project's here.
+                # Its notification_guard stops ansible-playbook when this process dies, even by SIGKILL.
+                "ANSIBLE_CALLBACK_PLUGINS": str(root / "callback_plugins"),
+                "NOTIFICATION_EMERGENCY_PARENT_PID": str(os.getpid()),
                 # The ansible-playbook of this interpreter's environment, even when it is not activated.
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             },

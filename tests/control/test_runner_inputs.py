@@ -77,17 +77,45 @@ def test_limit_patterns_resolve_like_ansible(inventory: Inventory, limit: str | 
 
 
 @pytest.mark.parametrize(
+    ("limit", "hosts"),
+    [
+        ("~web-eu-.*", ["web-eu-1", "web-eu-2"]),  # a regular expression, as Ansible reads it
+        ("eu[0]", ["web-eu-1"]),  # a slice of a group
+        ("!us", ["web-eu-1", "web-eu-2"]),  # only an exclusion: every host but those
+        ("eu,!web-eu-1", ["web-eu-2"]),
+    ],
+)
+def test_ansible_pattern_syntax_is_resolved_by_ansibles_own_code(
+    inventory: Inventory, limit: str, hosts: list[str]
+) -> None:
+    assert resolve_limit(inventory, limit) == hosts
+
+
+@pytest.mark.parametrize(
     ("limit", "message"),
     [
-        ("web-eu-3", "--limit names web-eu-3, not a host or group of inventory"),
-        ("eu,asia", "--limit names asia"),
-        ("localhost", "--limit localhost leaves no host of group notification_hosts"),
+        ("web-eu-3", "'web-eu-3' matches no host or group of inventory"),
+        ("eu,asia", "'asia' matches no host or group"),
+        ("zzz*", "'zzz*' matches no host or group"),  # a wildcard that matches nothing is not "every host"
+        ("wbe-eu-*", "did you mean web-eu-"),  # a typo: the hosts it could have meant are named
+        ("~web-01", "'~web-01' matches no host"),
+        ("", "names no host: leave --limit out to run on every host"),  # an empty $HOST in a script
+        (" ", "names no host"),
+        (",", "names no host"),
+        (" , :", "names no host"),
+        ("~[", "is an empty pattern"),  # Ansible reads it as "~": the empty regex, every host
+        ("!", "is an empty pattern"),
+        ("@/etc/passwd", "limit files (@FILE) are not accepted"),
+        ("localhost", "--limit 'localhost' leaves no host of group notification_hosts"),
+        ("us:!web-us-1", "leaves no host of group notification_hosts"),
+        ("~(", "Invalid host list pattern"),
     ],
 )
 def test_a_limit_that_names_nothing_is_refused(inventory: Inventory, limit: str, message: str) -> None:
     with pytest.raises(BadInput) as caught:
         resolve_limit(inventory, limit)
     assert message in str(caught.value)
+    assert "the hosts of notification_hosts are: web-eu-1, web-eu-2, web-us-1" in str(caught.value)
 
 
 def test_a_missing_inventory_is_named(tmp_path: Path) -> None:
