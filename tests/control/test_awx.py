@@ -117,3 +117,13 @@ def test_the_execution_environment_pins_what_the_project_pins() -> None:
     # Molecule (through ansible-compat) installs the root requirements.yml, and Galaxy may be out of reach:
     # the project's own needs stay empty.
     assert yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"] == []
+
+
+def test_awx_is_configured_to_pass_every_extra_var_as_data() -> None:
+    """Survey answers are text people type: configure_awx.yml sets ALLOW_JINJA_IN_EXTRA_VARS to never, so AWX
+    marks every extra var !unsafe (its default, template, renders the job templates' own extra vars). AWX
+    itself does not run here: the setting is read from the playbook that applies it."""
+    plays = yaml.safe_load((ROOT / "awx" / "configure_awx.yml").read_text())
+    settings = [task["awx.awx.settings"] for task in plays[0]["tasks"] if "awx.awx.settings" in task]
+    assert settings == [{"name": "ALLOW_JINJA_IN_EXTRA_VARS", "value": "never"}]
+    assert "ALLOW_JINJA_IN_EXTRA_VARS" in (ROOT / "docs" / "awx.md").read_text()
