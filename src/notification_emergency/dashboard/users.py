@@ -13,13 +13,21 @@ reads the password from the terminal (or the first line of standard input). It h
 
 Roles: ``viewer`` sees everything; ``operator`` also runs the controls. The running dashboard reads the file
 again when it changes, so users added or removed take effect at once; a file that becomes invalid locks
-everybody out (fail closed) and the login page says why.
+everybody out (fail closed) and the login page says why. A file that others could write (group- or
+world-writable) is refused the same way, by the dashboard and by ``--add-user``: whoever can write it can make
+themselves an operator.
+
+Checking a password is scrypt (32 MiB of memory and tens of milliseconds of CPU each): at most
+``MAX_HASHING`` checks run at once; a check that cannot start within ``HASH_WAIT_S`` (or while ``MAX_WAITING``
+others wait) raises :class:`Busy` at once instead of queueing. A name that is not in the file costs the same
+check (against a dummy hash, under the same cap), so the time of an answer does not say who exists.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -39,6 +47,71 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 HEADER = "# notification-emergency dashboard users (passwords hashed with werkzeug.security; mode 0600)\n"
 # Checked when the name is unknown, so that a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password of anybody")
+MAX_HASHING = 2  # password checks at once (each scrypt check holds 32 MiB)
+MAX_WAITING = 8  # checks that may wait for one of those; more are refused at once
+HASH_WAIT_S = 2.0  # how long a check waits for its turn before it is refused
+MAX_NAME = 64
+MAX_PASSWORD = 1024
+
+
+class Busy(BadInput):
+    """Too many password checks at once: try again in ``retry_after`` seconds (HTTP 503)."""
+
+    retry_after = 1
+
+
+class PasswordChecks:
+    """The cap on concurrent password checks, with counters the tests and the benchmark read."""
+
+    def __init__(self, limit: int = MAX_HASHING, waiting: int = MAX_WAITING, wait_s: float = HASH_WAIT_S) -> None:
+        self.limit = limit
+        self.max_waiting = waiting
+        self.wait_s = wait_s
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self.running = 0
+        self.peak = 0  # the most checks that ever ran at once
+        self.checks = 0  # checks done (a known user's hash or the dummy hash)
+        self.refused = 0  # checks refused because the cap was full
+
+    def check(self, password_hash: str, password: str) -> bool:
+        """``check_password_hash`` under the cap; Busy when it cannot run soon."""
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                self.refused += 1
+                raise Busy("too many logins at once: try again in a second")
+            self._waiting += 1
+        try:
+            acquired = self._slots.acquire(timeout=self.wait_s)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not acquired:
+            with self._lock:
+                self.refused += 1
+            raise Busy("too many logins at once: try again in a second")
+        try:
+            with self._lock:
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+                self.checks += 1
+            return check_password_hash(password_hash, password)
+        finally:
+            with self._lock:
+                self.running -= 1
+            self._slots.release()
+
+
+def check_mode(path: Path, mode: int) -> None:
+    """Refuse a users file that its group or others may write (BadInput naming the file and the fix)."""
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "world" if mode & stat.S_IWOTH else "group"
+        raise BadInput(
+            f"the dashboard users file {path} is {who}-writable (mode {stat.S_IMODE(mode):04o}): whoever can write "
+            f"it can make themselves an operator, so it is not used. Check its content, then `chmod 600 {path}` "
+            "(or 640 to let its group read it)"
+        )
 
 
 def default_users_file() -> Path:
@@ -76,17 +149,21 @@ def check_role(role: str) -> str:
 class UserFile:
     """The users file at ``path``; ``users()`` re-reads it when it changed on disk. Thread-safe."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, checks: PasswordChecks | None = None) -> None:
         self.path = Path(path) if path is not None else default_users_file()
         self.error: str | None = None  # why the file cannot be used (then nobody can log in)
+        self.checks = checks or PasswordChecks()
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._users: dict[str, User] = {}
 
     def _read(self) -> dict[str, User]:
-        """Parse the file; a file that is not as documented is a BadInput naming the file and the fix."""
+        """Parse the file; a file that is not as documented (or that others may write) is a BadInput naming the
+        file and the fix."""
         try:
-            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+            with self.path.open(encoding="utf-8") as stream:
+                check_mode(self.path, os.fstat(stream.fileno()).st_mode)
+                data = yaml.safe_load(stream.read())
         except OSError as exc:
             raise BadInput(f"cannot read the dashboard users file {self.path}: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
@@ -122,7 +199,7 @@ class UserFile:
             except OSError as exc:
                 self._stamp, self._users, self.error = None, {}, f"cannot read {self.path}: {exc.strerror}"
                 return {}
-            stamp = (info.st_mtime_ns, info.st_size)
+            stamp = (info.st_mtime_ns, info.st_size, info.st_mode, info.st_ino)
             if stamp != self._stamp:
                 self._stamp = stamp
                 try:
@@ -141,9 +218,18 @@ class UserFile:
     def get(self, name: str) -> User | None:
         return self.users().get(name)
 
+    @staticmethod
+    def valid_name(name: str) -> bool:
+        """Whether a user could have this name (the name syntax; says nothing of who exists)."""
+        return bool(_NAME.match(name or ""))
+
     def authenticate(self, name: str, password: str) -> User | None:
+        """The user whose name and password these are, else None. A name that could be a user's but is not
+        costs the same check (the dummy hash) under the same cap; Busy when the cap is full."""
+        if not _NAME.match(name or "") or len(password) > MAX_PASSWORD:
+            return None  # no user can have this name (or password): nothing to learn from the time
         user = self.users().get(name)
-        valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+        valid = self.checks.check(user.password_hash if user else _DUMMY_HASH, password)
         return user if user is not None and valid else None
 
     # -- changes (the CLI) -----------------------------------------------------------------------------
@@ -190,4 +276,16 @@ class UserFile:
         return True
 
 
-__all__ = ["MIN_PASSWORD_LENGTH", "ROLES", "USERS_ENV", "User", "UserFile", "check_role", "default_users_file"]
+__all__ = [
+    "MAX_HASHING",
+    "MIN_PASSWORD_LENGTH",
+    "ROLES",
+    "USERS_ENV",
+    "Busy",
+    "PasswordChecks",
+    "User",
+    "UserFile",
+    "check_mode",
+    "check_role",
+    "default_users_file",
+]
