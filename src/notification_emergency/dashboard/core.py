@@ -34,6 +34,7 @@ from notification_emergency.api import EmergencyToolkit
 from notification_emergency.catalogue import LEVELS
 from notification_emergency.dashboard.jobs import Jobs
 from notification_emergency.dashboard.probes import live_probe
+from notification_emergency.dashboard.sessions import SESSIONS_FILE, Sessions
 from notification_emergency.dashboard.users import UserFile
 from notification_emergency.errors import BadInput, ToolkitError
 from notification_emergency.paths import state_dir
@@ -96,6 +97,7 @@ class Dashboard:
         self.home = home or state_dir()
         self.store = store if isinstance(store, EventStore) else EventStore(store)
         self.users = UserFile(users_file)
+        self.sessions = Sessions(self.home / SESSIONS_FILE)
         self.inventory_arg = inventory
         self.limit = limit
         self.probe_interval = probe_interval

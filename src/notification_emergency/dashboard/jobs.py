@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -51,6 +52,25 @@ def _no_inputs(name: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     return parse
 
 
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_text(name: str, text: str) -> str:
+    """Refuse (BadInput naming ``name``) a control character, a lone surrogate or a bidirectional override in
+    text shown to people: it would corrupt a terminal, a log line or the banner (whitespace is not refused)."""
+    for position, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise BadInput(
+                f"{name} has a lone surrogate (U+{ord(char):04X}) at character {position + 1}: send UTF-8 text"
+            )
+        if (category == "Cc" and not char.isspace()) or char in _BIDI_CONTROLS:
+            raise BadInput(
+                f"{name} has the control character U+{ord(char):04X} at character {position + 1}: send plain text"
+            )
+    return text
+
+
 def _parse_activate(inputs: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(inputs) - {"reason", "level"}
     if unknown:
@@ -61,11 +81,12 @@ def _parse_activate(inputs: Mapping[str, Any]) -> dict[str, Any]:
     reason = " ".join(reason.split())
     if len(reason) > MAX_REASON:
         raise BadInput(f"reason has {len(reason)} characters; keep it under {MAX_REASON}")
+    check_text("reason", reason)
     level = inputs.get("level", 2)
-    if isinstance(level, str) and level.strip().isdigit():
+    if isinstance(level, str) and level.strip().isascii() and level.strip().isdigit() and len(level) < 8:
         level = int(level)
     if not isinstance(level, int) or isinstance(level, bool) or level not in LEVELS:
-        raise BadInput(f"level must be 1 (critical), 2 (high), 3 (medium) or 4 (low), not {level!r}")
+        raise BadInput(f"level must be 1 (critical), 2 (high), 3 (medium) or 4 (low), not {str(level)[:40]!r}")
     return {"reason": reason, "level": level}
 
 
