@@ -75,12 +75,13 @@ def make_dashboard(state: Path, users_file: Path) -> Iterator[Callable[..., Dash
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Dashboard], DashboardServer]]:
-    """``serve(dashboard)``: the dashboard on a free port of 127.0.0.1, in a thread (shut down after)."""
+def serve() -> Iterator[Callable[..., DashboardServer]]:
+    """``serve(dashboard, **app_options)``: the dashboard on a free port of 127.0.0.1, in a thread (shut down
+    after); ``app_options`` go to ``create_app`` (``throttle``)."""
     servers: list[DashboardServer] = []
 
-    def start(dashboard: Dashboard) -> DashboardServer:
-        server = DashboardServer(dashboard, "127.0.0.1", 0).start()
+    def start(dashboard: Dashboard, **app_options: Any) -> DashboardServer:
+        server = DashboardServer(dashboard, "127.0.0.1", 0, **app_options).start()
         servers.append(server)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

