@@ -559,7 +559,9 @@ def create_app(dashboard: Dashboard, *, secure_cookies: bool = False, throttle: 
         if body_error is not None:
             raise body_error
         if not isinstance(body, dict):
-            raise BadInput('the request body must be a JSON object: {"action": NAME, "hosts": [HOST, ...], "inputs": {...}}')
+            raise BadInput(
+                'the request body must be a JSON object: {"action": NAME, "hosts": [HOST, ...], "inputs": {...}}'
+            )
         unknown = set(body) - {"action", "hosts", "inputs", "confirmed"}
         if unknown:
             raise BadInput(
