@@ -3,17 +3,31 @@
 The report holds the current status per host and component (when a status check ran), the active
 emergencies, the incidents and their actions in the time window, the runs, and the statistics of the
 event store. ``write_report`` writes ``<stem>.json`` and ``<stem>.md`` side by side.
+
+Every text in the Markdown that came from a host or a person (host names, reasons, titles, messages,
+summaries, errors, actors) goes through :func:`notification_emergency.text.markdown`: it renders as the text
+itself, never as HTML, a link or a broken table.
+
+Writing is safe in a directory others can write to (``/tmp``): the directory must exist (it is never
+created), a target that is a symlink or not a regular file is refused, and each file is written to a new
+temporary file in the same directory (``O_EXCL``, ``O_NOFOLLOW``) then renamed over the target, so a link
+planted there is never followed and a reader never sees half a report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from notification_emergency.errors import BadInput
+from notification_emergency.text import markdown as md
 
 if TYPE_CHECKING:
     from notification_emergency.api import ActionResult
@@ -61,10 +75,6 @@ def build_report(store: EventStore, *, status: ActionResult | None, since: datet
     }
 
 
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "/")
-
-
 def _seconds(value: Any) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
@@ -74,7 +84,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "# Notification service: emergency report",
         "",
         f"Generated {report['generated_at']}; window: since {report['window']['since'] or 'the beginning'}; "
-        f"store: `{report['store']}`.",
+        f"store: {md(report['store'])}.",
         "",
         "## Status",
         "",
@@ -85,16 +95,17 @@ def render_markdown(report: dict[str, Any]) -> str:
             emergency = row["emergency"] or {}
             active = f"active (level {emergency.get('level')})" if emergency.get("active") else "off"
             lines.append(
-                f"| {host} | {row['health']} | {row['mode']} | {active} | {row['level'] or '-'} | "
-                f"{row['primary'] or '-'} |"
+                f"| {md(host)} | {md(row['health'])} | {md(row['mode'])} | {md(active)} | {md(row['level'] or '-')} | "
+                f"{md(row['primary'] or '-')} |"
             )
         lines += ["", "### Components", ""]
         lines += ["| host | component | status | latency | error |", "|---|---|---|---|---|"]
         for host, row in sorted(report["hosts"].items()):
             for name, check in sorted(row["components"].items()):
                 latency = "-" if check["latency_ms"] is None else f"{check['latency_ms']:.0f} ms"
-                error = (check["error"] or "").replace("|", "/")
-                lines.append(f"| {host} | {name} | {check['status']} | {latency} | {error} |")
+                lines.append(
+                    f"| {md(host)} | {md(name)} | {md(check['status'])} | {latency} | {md(check['error'] or '')} |"
+                )
     else:
         lines.append("No status check in this report.")
     stats = report["statistics"]
@@ -120,15 +131,24 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append("None in this window.")
     for incident in report["incidents"]:
         lines.append(
-            f"- **#{incident['id']} {incident['failure_type']}** (level {incident['level']}, {incident['status']}) "
-            f"on {', '.join(incident['hosts'])}: detected {incident['detected_at']}, resolved "
-            f"{incident.get('resolved_at') or '-'}. {incident.get('summary') or ''}".rstrip()
+            f"- **#{incident['id']} {md(incident['failure_type'])}** (level {incident['level']}, "
+            f"{md(incident['status'])}) on {md(', '.join(incident['hosts']))}: detected {incident['detected_at']}, "
+            f"resolved {incident.get('resolved_at') or '-'}. {md(incident.get('summary') or '')}".rstrip()
         )
         for action in incident.get("actions", []):
             lines.append(
-                f"  - {action['started_at']} {action['action']}: {action.get('outcome') or 'running'}"
-                + (f" (run {action['run_id']})" if action.get("run_id") else "")
+                f"  - {action['started_at']} {md(action['action'])}: {md(action.get('outcome') or 'running')}"
+                + (f" (run {md(action['run_id'])})" if action.get("run_id") else "")
             )
+    lines += ["", "## Emergency mode", ""]
+    if not report.get("emergencies"):
+        lines.append("None in this window.")
+    for change in report.get("emergencies", []):
+        level = f" (level {change['level']})" if change.get("level") is not None else ""
+        lines.append(
+            f"- {change['at']} {md(change['action'])}{level} on {md(', '.join(change['hosts']) or 'no host')} "
+            f"by {md(change['actor'])}" + (f": {md(change['reason'])}" if change.get("reason") else "")
+        )
     lines += ["", "## Notifications", ""]
     if not report["notifications"]:
         lines.append("None in this window.")
@@ -137,8 +157,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         for note in report["notifications"]:
             tried = ", ".join(f"{a['channel']} {a['outcome']}" for a in note.get("attempts", []))
             lines.append(
-                f"| {note['at']} | {note['priority']} | {_cell(note['title'])} | {note['status']} | "
-                f"{note.get('delivered_by') or '-'} | {_cell(tried) or '-'} |"
+                f"| {note['at']} | {md(note['priority'])} | {md(note['title'])} | {md(note['status'])} | "
+                f"{md(note.get('delivered_by') or '-')} | {md(tried or '-')} |"
             )
     lines += ["", "## Runs", ""]
     if not report["runs"]:
@@ -147,23 +167,78 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["| started | action | by | limit | status |", "|---|---|---|---|---|"]
         for run in report["runs"]:
             lines.append(
-                f"| {run['started_at']} | {run['action']}{' (check)' if run.get('check') else ''} | {run['actor']} | "
-                f"{run.get('limit') or 'all'} | {run.get('status') or 'running'} |"
+                f"| {run['started_at']} | {md(run['action'])}{' (check)' if run.get('check') else ''} | "
+                f"{md(run['actor'])} | {md(run.get('limit') or 'all')} | {md(run.get('status') or 'running')} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict[str, Any], output: Path) -> list[Path]:
-    """Write the JSON and the Markdown report; ``output`` is a directory or a ``.json``/``.md`` file name."""
+def report_files(output: Path) -> tuple[Path, Path]:
+    """The JSON and Markdown files a report to ``output`` writes (a directory, or a ``.json``/``.md`` file
+    name whose stem both share), refused as :class:`BadInput` when they cannot be written safely: the
+    directory does not exist (it is never created) or a target is a symlink or not a regular file."""
     if output.suffix in (".json", ".md"):
         stem = output.with_suffix("")
     else:
         stem = output / f"notification-emergency-report-{time.strftime('%Y%m%dT%H%M%S')}"
+    directory = stem.parent
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() or directory.is_symlink() else "does not exist"
+        raise BadInput(
+            f"--output {output}: the directory {directory} {what}; reports never create directories: "
+            f"create it first (mkdir -p {directory}) or give --output an existing directory"
+        )
+    files = (stem.with_suffix(".json"), stem.with_suffix(".md"))
+    for file in files:
+        try:
+            mode = file.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise BadInput(f"--output {output}: cannot check {file}: {exc.strerror}; choose another --output") from None
+        if stat.S_ISLNK(mode):
+            raise BadInput(
+                f"--output {output}: {file} is a symbolic link; reports never follow links: remove it or choose "
+                "another --output"
+            )
+        if not stat.S_ISREG(mode):
+            raise BadInput(f"--output {output}: {file} exists and is not a regular file; choose another --output")
+    return files
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux), else the usual 022."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
+def _write_new(target: Path, text: str) -> None:
+    """Write ``text`` to a new temporary file next to ``target`` (created exclusively, never through a
+    link) and rename it over ``target``; the rename replaces a link, it never follows one."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        json_file, md_file = stem.with_suffix(".json"), stem.with_suffix(".md")
-        json_file.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        md_file.write_text(render_markdown(report))
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fchmod(file.fileno(), 0o666 & ~_umask())
+            os.fsync(file.fileno())
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+
+
+def write_report(report: dict[str, Any], output: Path) -> list[Path]:
+    """Write the JSON and the Markdown report; ``output`` is an existing directory or a ``.json``/``.md``
+    file name in one (see :func:`report_files` for what is refused)."""
+    json_file, md_file = report_files(output)
+    try:
+        _write_new(json_file, json.dumps(report, indent=2, default=str) + "\n")
+        _write_new(md_file, render_markdown(report))
     except OSError as exc:
-        raise BadInput(f"cannot write the report to {output}: {exc.strerror}; choose a writable --output") from exc
+        raise BadInput(f"cannot write the report to {output}: {exc.strerror}; choose a writable --output") from None
     return [json_file, md_file]
