@@ -7,7 +7,9 @@ the next request. It never holds Socket.IO connections: it emits through the Red
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -36,6 +38,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 NOTIFICATION_FIELDS = ("user", "title", "message", "priority", "channel")
 TITLE_MAX = 200
 MESSAGE_MAX = 5000
+JSON_MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -114,6 +118,54 @@ def _error(status: int, message: str, **headers: str) -> Response:
     for name, value in headers.items():
         response.headers[name.replace("_", "-")] = value
     return response
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_depth(text: str, limit: int) -> int:
+    """How deeply arrays and objects nest in the JSON ``text`` (counting stops past ``limit``)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _bad_text(field: str, value: str) -> str | None:
+    """Why the string ``value`` of ``field`` cannot be stored as text, or None."""
+    found = _SURROGATE.search(value)
+    if found:
+        return (
+            f"field {field!r} contains a lone surrogate (\\u{ord(found.group(0)):04x} at character {found.start()}), "
+            "which is not text; send the text as UTF-8"
+        )
+    if "\x00" in value:
+        return f"field {field!r} contains a NUL character (at character {value.index(chr(0))}); remove it"
+    return None
 
 
 def _timed(check: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
@@ -344,9 +396,35 @@ def create_app(config: Config) -> Flask:
         return wrapper
 
     def json_body() -> dict[str, Any] | Response:
-        body = request.get_json(silent=True)
+        """The request's JSON object; anything else is a 400 saying what is wrong (never a 500): not JSON, not
+        UTF-8, nested deeper than JSON_MAX_DEPTH, numbers Python cannot hold, NaN, lone surrogates or NUL in a
+        field's text."""
+        expected = "the request body must be a JSON object (Content-Type: application/json)"
+        if not request.is_json:
+            return _error(400, expected)
+        raw = request.get_data(cache=True)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _error(400, f"the request body is not UTF-8 (byte {exc.start}); {expected}")
+        if _json_depth(text, JSON_MAX_DEPTH) > JSON_MAX_DEPTH:
+            return _error(400, f"the request body nests arrays or objects deeper than {JSON_MAX_DEPTH} levels")
+        try:
+            body = json.loads(text, parse_constant=_not_json_constant)
+        except json.JSONDecodeError as exc:
+            return _error(
+                400, f"the request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            )
+        except (ValueError, RecursionError) as exc:
+            return _error(400, f"the request body is not usable JSON ({str(exc).split(';')[0][:120]})")
         if not isinstance(body, dict):
-            return _error(400, "the request body must be a JSON object (Content-Type: application/json)")
+            return _error(400, expected)
+        for key, value in body.items():
+            if _SURROGATE.search(key) or "\x00" in key:
+                return _error(400, f"field name {_shown(key)} is not text (a lone surrogate or NUL); send UTF-8")
+            why = _bad_text(key, value) if isinstance(value, str) else None
+            if why:
+                return _error(400, why)
         return body
 
     @app.post("/api/notifications")
@@ -358,12 +436,12 @@ def create_app(config: Config) -> Flask:
         allowed = ", ".join(NOTIFICATION_FIELDS)
         unknown = sorted(str(key) for key in body if key not in NOTIFICATION_FIELDS)
         if unknown:
-            return _error(400, f"unknown field {unknown[0]!r}; allowed fields: {allowed}")
+            return _error(400, f"unknown field {_shown(unknown[0])}; allowed fields: {allowed}")
         user = body.get("user")
         if user is None:
             return _error(400, "field 'user' is required: a user name or '*' for everyone")
         if user != "*" and not valid_user(user):
-            return _error(400, f"field 'user' must be '*' (everyone) or a user name of {USER_RULE}; got {user!r}")
+            return _error(400, f"field 'user' must be '*' (everyone) or a user name of {USER_RULE}; got {_shown(user)}")
         title = body.get("title")
         if title is None:
             return _error(400, f"field 'title' is required: a non-empty string of at most {TITLE_MAX} characters")
@@ -376,12 +454,14 @@ def create_app(config: Config) -> Flask:
             return _error(400, f"field 'message' must be a string of at most {MESSAGE_MAX} characters")
         priority = body.get("priority", "normal")
         if priority not in PRIORITIES:
-            return _error(400, f"field 'priority' must be one of {', '.join(PRIORITIES)}; got {priority!r}")
+            return _error(400, f"field 'priority' must be one of {', '.join(PRIORITIES)}; got {_shown(priority)}")
 
         config = cfg()
         channel = body.get("channel") or config.delivery_channel
         if channel not in CHANNELS:
-            return _error(400, f"field 'channel' must be one of {', '.join(CHANNELS)} (or absent); got {channel!r}")
+            return _error(
+                400, f"field 'channel' must be one of {', '.join(CHANNELS)} (or absent); got {_shown(channel)}"
+            )
         if channel == "websocket" and config.delivery_channel != "websocket":
             return _error(
                 409, f"channel 'websocket' is off in mode {config.mode}; send channel 'flash' or leave 'channel' out"
@@ -467,7 +547,7 @@ def create_app(config: Config) -> Flask:
             return body
         unknown = sorted(str(key) for key in body if key != "user")
         if unknown:
-            return _error(400, f"unknown field {unknown[0]!r}; allowed fields: user")
+            return _error(400, f"unknown field {_shown(unknown[0])}; allowed fields: user")
         user = body.get("user")
         if not valid_user(user):
             return _error(400, f"field 'user' must be a user name of {USER_RULE}")
