@@ -134,6 +134,7 @@ def write_channels(home: Path, config: dict[str, Any]) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     path = home / "channels.yml"
     path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)  # it holds credentials (a readable one gets a warning, a writable one is refused)
     return path
 
 
@@ -342,7 +343,7 @@ def test_every_channel_failing_is_not_delivered_exits_1_loudly_and_is_kept_in_th
         ({"channels": {"users": "json://h/x"}}, "'users' is a built-in channel"),
         ({"retry": {"attempts": 0}}, "retry.attempts must be a whole number >= 1"),
         ({"users": {"deliver_to": "all"}}, "users.deliver_to must be first"),
-        ({"chanels": {}}, "unknown key 'chanels'"),
+        ({"chanels": {}}, "unknown key at line 1, column 1; the keys are channels"),  # its content is not shown
     ],
 )
 def test_bad_configuration_is_refused_when_the_notifier_is_created(
@@ -414,6 +415,7 @@ def test_channel_secrets_never_reach_outputs_files_or_the_store(
         },
     )
     other = home.parent / "state-env"
+    (home / "reports").mkdir()  # a report never creates its directory
     outputs = [
         cli(home, "send-notification", "--check-config", channels=channels),
         cli(home, "send-notification", "--check-config", "--json", channels=channels),
