@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from notification_emergency.errors import (
     BadInput,
 )
 from notification_emergency.paths import state_dir
+from notification_emergency.process import current_owner
 from notification_emergency.runner import (
     Event,
     Inventory,
@@ -174,6 +175,7 @@ class EmergencyToolkit:
         targets = self.hosts(limit)
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{action}-{uuid.uuid4().hex[:8]}"
         reports = self.home / "reports"
+        self.store.reconcile_runs()
         self.store.start_run(
             run_id,
             action=action,
@@ -183,6 +185,7 @@ class EmergencyToolkit:
             limit=limit,
             check=check,
             incident_id=incident_id,
+            owner=current_owner(),
         )
         self.store.audit(
             actor=self.actor,
@@ -324,6 +327,12 @@ class EmergencyToolkit:
         """Mode, emergency state, health and level of each host, plus the open incidents."""
         result = self.health_check(limit, action="status")
         result.data["open_incidents"] = self.store.incidents(open_only=True)
+        # runs whose process died in the last day (reconciled by the run above): a human should look at those hosts
+        result.data["abandoned_runs"] = [
+            {key: run[key] for key in ("run_id", "action", "actor", "limit", "started_at", "finished_at", "owner")}
+            for run in self.store.runs(since=_now() - timedelta(days=1), limit=200)
+            if run["status"] == "abandoned"
+        ]
         return result
 
     def quick_status(self, limit: str | None = None, timeout: float = 2.0) -> ActionResult:
@@ -393,6 +402,9 @@ class EmergencyToolkit:
             raise BadInput("--reason is required and must not be empty: say why, it is shown to users")
         if not triggered_by or not triggered_by.strip():
             raise BadInput("--triggered-by is required: who or what activates emergency mode")
+        # inputs and targets first: a refused command opens no store and reads no channels file
+        validate_inputs("emergency_activate.yml", {"reason": reason, "triggered_by": triggered_by, "level": level})
+        self.hosts(limit)
         notifier = self._emergency_notifier(notify and not check)
         result = self._mutating(
             "activate-emergency",
@@ -440,6 +452,8 @@ class EmergencyToolkit:
         the priority of the level the emergency was activated with."""
         if not resolved_by or not resolved_by.strip():
             raise BadInput("--resolved-by is required: who resolved the emergency")
+        validate_inputs("emergency_deactivate.yml", {"resolved_by": resolved_by})
+        self.hosts(limit)
         notifier = self._emergency_notifier(notify and not check)
         result = self._mutating(
             "deactivate-emergency",

@@ -145,7 +145,7 @@ def validate_inputs(playbook: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """
     spec = playbook_spec(playbook)
     for name, value in inputs.items():
-        check_text(name, value)
+        check_text(name, value, limit=MAX_CHARS.get(name, MAX_TEXT_CHARS))
     unknown = sorted(set(inputs) - set(spec) - COMMON_INPUTS)
     if unknown:
         accepted = ", ".join(sorted(spec)) or "none"
@@ -248,6 +248,9 @@ MAX_TEXT_CHARS = 4096
 """The longest text an input may carry (a reason, a title, a name): a pasted log excerpt fits; a runaway
 paste (131,000 characters once ended in "argument list too long") is refused before anything runs."""
 
+# Inputs with a tighter bound, the one the host enforces: refused here, before a run, not on the host after it.
+MAX_CHARS = {"reason": 500}  # module_utils/notification_emergency_state.MAX_REASON (the banner)
+
 # C0 and C1 control characters, DEL, and lone surrogates (what undecodable bytes on the command line become):
 # none of them belongs in a banner, a record or a log line. Tab and newline are text.
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -306,17 +309,6 @@ def check_text(name: str, value: Any, *, limit: int = MAX_TEXT_CHARS) -> None:
         )
 
 
-class _UnsafeDumper(yaml.SafeDumper):
-    """YAML in which every string is ``!unsafe``: Ansible keeps it as text and never renders it as a template."""
-
-
-def _represent_unsafe(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("!unsafe", value, style='"')
-
-
-_UnsafeDumper.add_representer(str, _represent_unsafe)
-
-
 def write_extra_vars(directory: Path, extra_vars: Mapping[str, Any]) -> Path:
     """Write ``extra_vars`` for ``ansible-playbook -e @FILE``: every string marked ``!unsafe``, the file
     readable by this user only (0600) inside a private directory.
@@ -330,7 +322,11 @@ def write_extra_vars(directory: Path, extra_vars: Mapping[str, Any]) -> Path:
         if not _VARIABLE_NAME.match(name):
             raise BadInput(f"{name!r} is not a variable name (letters, digits and _, not starting with a digit)")
         check_text(name, value)
-    text = yaml.dump(dict(extra_vars), Dumper=_UnsafeDumper, allow_unicode=True, sort_keys=True, width=1 << 16)
+    # The whole mapping is tagged !unsafe: Ansible marks every string inside it untrusted, and each scalar keeps
+    # its quoted type. (A string tagged !unsafe on its own is resolved as if plain: "yes" became True, "0x1F"
+    # became 31.)
+    body = yaml.safe_dump(dict(extra_vars), allow_unicode=True, sort_keys=True, width=1 << 16)
+    text = f"--- !unsafe\n{body}"
     path = directory / "extravars.yml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

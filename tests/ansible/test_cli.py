@@ -203,6 +203,7 @@ def test_a_stopped_websocket_is_unhealthy_exit_3_and_opens_an_incident(home: Pat
     )
     again = as_json(cli(home, sandbox_host, "health-check", "--json"))
     assert again["incidents"] == data["incidents"], "the same failure joins the open incident"
+    (home / "out").mkdir()  # a report never creates its directory
     report = cli(home, sandbox_host, "generate-report", "--output", str(home / "out" / "incident.md"), "--json")
     assert report.returncode == 0, report.stderr
     written = json.loads((home / "out" / "incident.json").read_text())
@@ -316,3 +317,70 @@ def test_explain_and_a_dry_run_say_what_auto_recover_would_do_and_change_nothing
     assert "run  restart websocket" in human.stdout and "skip roll back to legacy: touches data" in human.stdout
     assert "RUNNING" not in sandbox_host.supervisorctl("status", "notification-websocket"), "nothing changed"
     assert store_of(home).incidents() == [], "explain opens no incident"
+
+
+def _processes_started_by(pid: int) -> list[int]:
+    """The processes (ansible-playbook, its workers) whose environment names ``pid`` as the CLI that started
+    them: the runner sets NOTIFICATION_EMERGENCY_PARENT_PID for the notification_guard callback."""
+    found = []
+    marker = f"NOTIFICATION_EMERGENCY_PARENT_PID={pid}".encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with suppress(OSError):
+                if marker in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+    return found
+
+
+def _wait_gone(pid: int, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := _processes_started_by(pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
+def test_a_killed_cli_leaves_no_playbook_running_and_no_run_running(
+    home: Path, sandbox_host: SandboxHost, signum: signal.Signals
+) -> None:
+    """`timeout`, systemd, CI cancels and closed terminals send SIGTERM or SIGHUP: the CLI stops its playbook
+    like Ctrl-C and records the run canceled (exit 130). SIGKILL cannot be caught: ansible-playbook stops by
+    itself (the notification_guard callback), and the run shows abandoned, then is recorded so by the next
+    command, which names it in `status`."""
+    env = {
+        **os.environ,
+        "NOTIFICATION_EMERGENCY_STATE_DIR": str(home),
+        "NOTIFICATION_EMERGENCY_INVENTORY": str(sandbox_host.box.inventory),
+    }
+    lock = sandbox_host.root / "state" / "toolkit.lock"
+    with frozen(sandbox_host, "notification-web"):  # the rollback's verification waits: it is still running
+        first = subprocess.Popen(
+            [CLI, "rollback", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not lock.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert lock.exists(), "the rollback took the lock"
+            assert _processes_started_by(first.pid), "ansible-playbook runs, marked with the CLI's pid"
+            first.send_signal(signum)
+            out, err = first.communicate(timeout=120)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        left = _wait_gone(first.pid, 30)
+        assert not left, f"ansible-playbook outlived the CLI killed by {signum.name}: {left}"
+    run = next(run for run in store_of(home).runs() if run["action"] == "rollback")
+    if signum == signal.SIGKILL:
+        assert first.returncode == -signal.SIGKILL
+        assert run["status"] == "abandoned" and run["ok"] is False, run  # seen so by a read-only reader
+        status = cli(home, sandbox_host, "status")
+        assert f"abandoned run {run['run_id']}" in status.stdout, status.stdout[-2000:]
+        assert store_of(home).statistics()["runs"]["running"] == 0
+    else:
+        assert first.returncode == 130, (first.returncode, out[-2000:], err[-2000:])
+        assert "Traceback" not in err and "cancelling" in err
+        assert run["status"] == "canceled"
+    back = cli(home, sandbox_host, "restore", "--json")  # the next run takes the dead run's lock over
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert sandbox_host.health()["mode"] == "websocket"

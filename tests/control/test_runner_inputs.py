@@ -138,3 +138,15 @@ def test_every_catalogue_step_with_a_playbook_passes_that_playbooks_argument_spe
             checked += 1
         assert playbook or action.get("notify"), step_id
     assert checked >= 9
+
+
+def test_the_reason_bound_is_the_one_the_host_enforces() -> None:
+    """A reason the emergency-state module would refuse on the host is refused before the run."""
+    from ansible.module_utils.notification_emergency_state import MAX_REASON
+
+    from notification_emergency.runner import MAX_CHARS
+
+    assert MAX_CHARS["reason"] == MAX_REASON
+    validate_inputs("emergency_activate.yml", {"reason": "r" * MAX_REASON, "triggered_by": "a"})
+    with pytest.raises(BadInput, match=r"--reason \(reason\) is 501 characters long; at most 500"):
+        validate_inputs("emergency_activate.yml", {"reason": "r" * (MAX_REASON + 1), "triggered_by": "a"})

@@ -377,6 +377,11 @@ def test_rulebook_maps_alerts_and_requests_to_playbooks(rulebook: Rulebook) -> N
     rulebook.sandbox.supervisorctl("stop", "notification-websocket")
     assert rulebook.sandbox.health()["status"] != "healthy"
     firing = alertmanager_body(alert("NotificationWebSocketDown", host, severity="critical"))
+    # Alert text is data: a template in an annotation (ansible-rulebook hands the whole event to the playbook
+    # as ansible_eda) or in a webhook field must never run. The canary would be created if it did.
+    canary = rulebook.store.parent / "eda-canary"
+    hostile = f"{{{{ lookup('pipe', 'touch {canary}') }}}} {{% endraw %}}{{{{ notification_service_secret_key }}}}"
+    firing["alerts"][0]["annotations"] = {"summary": hostile, "description": "$(touch " + str(canary) + ")"}
     assert rulebook.post(rulebook.alertmanager_url, firing) == 200
     assert rulebook.post(rulebook.alertmanager_url, firing) == 200
     resolved = alertmanager_body(alert("NotificationWebSocketDown", host, status="resolved"), status="resolved")
@@ -400,7 +405,8 @@ def test_rulebook_maps_alerts_and_requests_to_playbooks(rulebook: Rulebook) -> N
     assert set(health) == {host} and health[host]["failed"] == 0, output[-4000:]
 
     # A generic webhook request naming the host: a health check of that host.
-    assert rulebook.post(rulebook.webhook_url, {"host": host, "reason": "a user reports missing notifications"}) == 200
+    request = {"host": host, "reason": "a user reports missing notifications", "detail": hostile}
+    assert rulebook.post(rulebook.webhook_url, request) == 200
     output = rulebook.wait_for(
         "health check after the webhook request",
         lambda out: len(recaps(out, HEALTH_PLAY)) == 2 and host in recaps(out, HEALTH_PLAY)[1],
@@ -408,3 +414,4 @@ def test_rulebook_maps_alerts_and_requests_to_playbooks(rulebook: Rulebook) -> N
     assert set(recaps(output, HEALTH_PLAY)[1]) == {host}
     assert len(recaps(output, RECOVER_PLAY)) == 1
     assert rulebook.proc.poll() is None, "ansible-rulebook stopped"
+    assert not canary.exists(), "a template in an alert ran"
