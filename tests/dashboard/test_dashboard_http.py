@@ -26,6 +26,7 @@ from flask.testing import FlaskClient
 from notification_emergency.dashboard import Dashboard, DashboardServer, create_app, is_loopback
 from notification_emergency.dashboard.users import UserFile
 from notification_emergency.errors import BadInput
+from notification_emergency.process import current_owner
 from notification_emergency.store import EventStore
 from tests.conftest import VENV_BIN, free_port_block
 from tests.dashboard.conftest import PASSWORDS, csrf_of
@@ -329,6 +330,18 @@ def test_metrics_in_prometheus_text_format(dashboard: Dashboard, serve: Callable
     )
     store.update_incident(resolved, resolved_at=detected + timedelta(seconds=12), verified_at=detected)
     store.open_incident(failure_type="redis_unavailable", level=2, hosts=["offline-01"], summary="redis down")
+    # A run whose CLI was killed (its process is gone): abandoned, not running forever in /metrics.
+    node = current_owner().rsplit(":", 2)[0]
+    store.start_run(
+        "killed",
+        action="rollback",
+        playbook="r.yml",
+        actor="a",
+        inputs={},
+        limit=None,
+        check=False,
+        owner=f"{node}:{2**22 + 1}:1",  # beyond the kernel's pid_max: no such process
+    )
     server = serve(dashboard)
     time.sleep(1.2)  # a probe round and a read of the store
     anonymous = requests.get(f"{server.url}/metrics", timeout=10)
@@ -359,6 +372,8 @@ def test_metrics_in_prometheus_text_format(dashboard: Dashboard, serve: Callable
     assert value(prefix + "mttr_seconds") == 12.0
     assert value(prefix + "detection_seconds", quantile="0.9") == 2.0
     assert value(prefix + "runs_total", status="successful") == 0
+    assert value(prefix + "runs_total", status="running") == 0
+    assert store.run("killed")["status"] == "abandoned"
     assert value(prefix + "notifications_total", state="delivered") == 0
     assert value(prefix + "store_up") == 1
     assert value(prefix + "dashboard_actions_running") == 0

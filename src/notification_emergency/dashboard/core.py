@@ -215,6 +215,8 @@ class Dashboard:
     def _refresh_record(self) -> None:
         store: dict[str, Any] = {"ok": True, "url": self.store.display_url, "error": None}
         try:
+            # A run whose process died (a killed CLI) is recorded abandoned, not counted running in /metrics.
+            self.store.reconcile_runs()
             # The timeline: runs, incidents, actions, emergencies, notifications; of the audit trail only what
             # was done from the dashboard (the toolkit's own start/end records repeat the runs).
             events = self.store.events(limit=self.events_limit, kinds=set(EVENT_KINDS) - {"audit"})
