@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,8 @@ def test_logout_ends_the_session_server_side_across_a_restart(
 
     leaving, token = logged_in()
     saved = leaving.cookies.get("notification_emergency_dashboard")
+    stream = leaving.get(f"{server.url}/api/stream", stream=True, timeout=30)
+    assert stream.status_code == 200
     staying, _ = logged_in()
     kept = staying.cookies.get("notification_emergency_dashboard")
     cookie = "notification_emergency_dashboard="
@@ -176,6 +179,10 @@ def test_logout_ends_the_session_server_side_across_a_restart(
     assert page.status_code == 302 and page.headers["Location"] == "/login"
     assert requests.get(f"{server.url}/api/state", headers={"Cookie": cookie + kept}, timeout=10).status_code == 200
     assert [e["actor"] for e in audited(dashboard, "dashboard logout")] == ["alice"]
+    ended = time.monotonic() + 20
+    for _line in stream.iter_lines():  # the open event stream of the session ends with it (at its next update)
+        assert time.monotonic() < ended, "the event stream outlived its session"
+    stream.close()
 
     again = serve(make_dashboard(offline_inventory))  # a restart: a new Dashboard and app on the same state
 

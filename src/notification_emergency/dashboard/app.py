@@ -605,10 +605,10 @@ def create_app(dashboard: Dashboard, *, secure_cookies: bool = False, throttle: 
     def api_stream() -> Response:
         if not streams.acquire(blocking=False):
             return _error(429, f"too many live streams (at most {MAX_STREAMS}); the page falls back to polling")
-        name = g.user.name
+        name, sid = g.user.name, session.get("sid")
 
-        def still_allowed() -> bool:
-            return dashboard.users.get(name) is not None
+        def still_allowed() -> bool:  # the stream ends with its session (logout) or its user (removed)
+            return dashboard.users.get(name) is not None and dashboard.sessions.valid(sid, name)
 
         response = Response(
             dashboard.stream(alive=still_allowed),
