@@ -178,6 +178,7 @@ class ChannelConfig:
     users: UsersSettings = UsersSettings()
     dedup_window_s: float = 300.0
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    warnings: tuple[str, ...] = ()  # the files' permissions (load_channels), shown by --check-config
 
     def scrub(self, text: str) -> str:
         return scrub(text, self.secrets)
@@ -213,6 +214,7 @@ class ChannelConfig:
                 "host_store": self.users.host_store,
             },
             "dedup_window_s": self.dedup_window_s,
+            "warnings": list(self.warnings),
         }
 
 
@@ -229,35 +231,101 @@ def channels_path(path: str | Path | None, home: Path) -> tuple[Path, bool]:
     return home / "channels.yml", False
 
 
+MAX_CHANNELS_FILE = 1024 * 1024
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+log = logging.getLogger(__name__)
+
+
+def _read_channels_file(file: Path) -> tuple[str, Any]:
+    """(the text, the parsed YAML) of a channels file. Errors name the file, a line and column and the
+    problem, never a word of the file: ``--channels /etc/shadow`` must not print a line of it."""
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_CHANNELS_FILE + 1)
+    except OSError as exc:
+        raise BadInput(f"cannot read the channels file {file}: {exc.strerror}; fix its permissions") from None
+    if len(raw) > MAX_CHANNELS_FILE:
+        raise BadInput(f"{file}: larger than 1 MiB, not a channels file; point --channels at the right file ({DOCS})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"{file}: not UTF-8 text (byte {exc.start}), not a channels file; point --channels at the right file"
+        ) from None
+    try:
+        return text, yaml.safe_load(text)
+    except RecursionError:
+        raise BadInput(f"{file}: nested too deeply to be a channels file; fix the file ({DOCS})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        elif getattr(exc, "position", None) is not None:
+            where = f" at character {int(getattr(exc, 'position', 0)) + 1}"
+        else:
+            where = ""
+        # The problem without its quotes: PyYAML quotes the file's own text there (a tag, an alias, a token).
+        problem = _QUOTED.sub("…", str(getattr(exc, "problem", None) or getattr(exc, "reason", None) or "syntax"))
+        raise BadInput(f"{file}: not valid YAML{where}: {problem}; fix the file ({DOCS})") from None
+
+
+def _key_position(text: str, key: Any) -> str:
+    """`` at line L, column C`` of a top-level key of the YAML ``text`` (without showing the key)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return ""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _value in node.value:
+            if str(getattr(key_node, "value", None)) == str(key):
+                return f" at line {key_node.start_mark.line + 1}, column {key_node.start_mark.column + 1}"
+    return ""
+
+
+def _file_access(file: Path, what: str, *, secret: bool) -> str | None:
+    """Refuse a file that others than its owner may change (:class:`BadInput`, exit 2); when it holds
+    credentials (``secret``) and others may read it, the warning to give."""
+    mode = file.stat().st_mode & 0o777
+    if mode & 0o022:
+        who = " and ".join(name for bit, name in ((0o020, "its group"), (0o002, "every user")) if mode & bit)
+        raise BadInput(
+            f"{what} {file} is writable by {who} (mode {mode:04o}), who could redirect the notifications or "
+            f"steal the credentials; chmod 600 {file} (owned by the user who runs notification-emergency)"
+        )
+    if secret and mode & 0o044:
+        who = " and ".join(name for bit, name in ((0o040, "its group"), (0o004, "every user")) if mode & bit)
+        return f"{what} {file} holds credentials and is readable by {who} (mode {mode:04o}); chmod 600 {file}"
+    return None
+
+
 def load_channels(path: str | Path | None, home: Path) -> ChannelConfig:
     """Read and check the channel configuration; anything wrong is a :class:`BadInput` naming the file, the
-    entry and the fix, so that it shows when the notifier is created, not when an emergency needs it."""
+    entry and the fix, so that it shows when the notifier is created, not when an emergency needs it.
+
+    A channels file (or the API token file it names) that others may write is refused; one with credentials
+    that others may read is used with a warning (logged, and in :attr:`ChannelConfig.warnings`)."""
     file, explicit = channels_path(path, home)
     data: Any = {}
+    text = ""
     source = "defaults"
     if file.is_file():
         source = str(file)
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise BadInput(
-                f"{file}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}; fix the file ({DOCS})"
-            ) from None
-        except OSError as exc:
-            raise BadInput(f"cannot read the channels file {file}: {exc.strerror}; fix its permissions") from None
+        text, data = _read_channels_file(file)
+        data = {} if data is None else data
     elif explicit:
         raise BadInput(
             f"channels file {file} does not exist; write it ({DOCS}) or point --channels / {CHANNELS_ENV} at another"
         )
     if not isinstance(data, dict):
         raise BadInput(f"{source}: the channels file must be a mapping with {', '.join(_TOP_KEYS)}; see {DOCS}")
-    unknown = sorted(str(k) for k in data if k not in _TOP_KEYS)
+    unknown = [k for k in data if k not in _TOP_KEYS]
     if unknown:
-        raise BadInput(f"{source}: unknown key {unknown[0]!r}; the keys are {', '.join(_TOP_KEYS)} ({DOCS})")
+        raise BadInput(
+            f"{source}: unknown key{_key_position(text, unknown[0])}; the keys are {', '.join(_TOP_KEYS)} ({DOCS})"
+        )
 
     secrets: set[str] = set()
+    in_file: set[str] = set()  # the credentials written in the file itself
     channels: dict[str, ExternalChannel] = {}
     fallbacks: dict[str, str] = {}
     raw = data.get("channels") or {}
@@ -291,6 +359,8 @@ def load_channels(path: str | Path | None, home: Path) -> ChannelConfig:
         url = url.strip()
         masked, fragments = mask_url(url)
         secrets |= fragments
+        if where == source and not spec.get("url_env"):
+            in_file |= fragments
         _check_apprise_url(entry, url, masked)
         channels[name] = ExternalChannel(name, url, masked)
         if spec.get("fallback"):
@@ -318,9 +388,26 @@ def load_channels(path: str | Path | None, home: Path) -> ChannelConfig:
     retry = _retry(source, data.get("retry"))
     users = _users(source, data.get("users"))
     dedup = data.get("dedup_window_s", 300.0)
-    if isinstance(dedup, bool) or not isinstance(dedup, int | float) or dedup < 0:
-        raise BadInput(f"{source}: dedup_window_s must be a number of seconds >= 0; got {dedup!r}")
-    return ChannelConfig(source, channels, routing, fallbacks, retry, users, float(dedup), frozenset(secrets))
+    if isinstance(dedup, bool) or not isinstance(dedup, int | float) or not 0 <= dedup <= 30 * 86400:
+        raise BadInput(f"{source}: dedup_window_s must be a number of seconds from 0 to 2592000 (30 days)")
+    warnings = []
+    if source != "defaults":
+        warnings.append(_file_access(file, "the channels file", secret=bool(in_file)))
+    if users.api_token_file is not None and users.api_token_file.exists():
+        warnings.append(_file_access(users.api_token_file, "the API token file", secret=True))
+    for warning in filter(None, warnings):
+        log.warning("warning: %s", warning)
+    return ChannelConfig(
+        source,
+        channels,
+        routing,
+        fallbacks,
+        retry,
+        users,
+        float(dedup),
+        frozenset(secrets),
+        tuple(filter(None, warnings)),
+    )
 
 
 def _check_apprise_url(entry: str, url: str, masked: str) -> None:
@@ -673,18 +760,20 @@ class UsersChannel:
             "{{ notification_service_root | default('/srv/notification') }}/etc/config.yml",
             "--user",
             "*",
-            "--title",
-            payload["title"],
-            "--message",
-            payload["message"],
-            "--priority",
-            payload["priority"],
+            # --name=value: a title that begins with "-" is still the title, not an option
+            "--title={{ notification_title }}",
+            "--message={{ notification_message }}",
+            "--priority={{ notification_priority }}",
         ]
-        # Jinja in the title or message must stay text: Ansible templates module arguments.
-        argv[7:] = [_no_template(value) for value in argv[7:]]
+        # The title and message are data: passed as variables marked unsafe, never rendered (runner.run_module).
         run = run_module(
             "ansible.builtin.command",
             {"argv": argv},
+            data={
+                "notification_title": payload["title"],
+                "notification_message": payload["message"],
+                "notification_priority": payload["priority"],
+            },
             hosts=host.host,
             inventory=list(self.toolkit.inventory.sources),
             timeout=max(5, int(timeout) + 1),
@@ -701,10 +790,6 @@ class UsersChannel:
         return (
             f"stored on {host.host} for the next page: notification {body.get('id')} ({body.get('recipients')} users)"
         )
-
-
-def _no_template(value: str) -> str:
-    return "{% raw %}" + value + "{% endraw %}" if ("{{" in value or "{%" in value or "{#" in value) else value
 
 
 def _read_token(path: Path) -> str:

@@ -23,13 +23,15 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from notification_emergency import __version__
 from notification_emergency.errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, ToolkitError
+from notification_emergency.text import shown, terminal
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 the run failed on a host; 2 bad input (nothing ran); 3 unhealthy; "
-    "4 a host is locked by another run; 5 timed out; 130 cancelled (Ctrl-C)."
+    "4 a host is locked by another run; 5 timed out; 130 cancelled (Ctrl-C, SIGTERM, SIGHUP)."
 )
 
 app = typer.Typer(
@@ -88,23 +90,34 @@ Timeout = Annotated[
 ]
 
 
-@contextmanager
-def _ctrl_c() -> Iterator[threading.Event]:
-    """While a playbook runs, Ctrl-C asks ansible-runner to cancel it (it stops ansible-playbook cleanly)."""
-    cancelled = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
+# The signals that mean "stop": Ctrl-C, and what `timeout`, systemd, CI cancels and a closed terminal send.
+CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        if cancelled.is_set():  # a second Ctrl-C: stop waiting
+
+@contextmanager
+def _cancellable() -> Iterator[threading.Event]:
+    """While a playbook runs, Ctrl-C, SIGTERM or SIGHUP ask ansible-runner to cancel it: ansible-playbook is
+    stopped, the run is recorded ``canceled`` and the command exits 130. A second signal stops waiting.
+
+    (SIGKILL cannot be caught: then the project's notification_guard callback stops ansible-playbook, and the
+    run shows as ``abandoned`` in the record once this process is gone.)"""
+    cancelled = threading.Event()
+    previous = {signum: signal.getsignal(signum) for signum in CANCEL_SIGNALS}
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if cancelled.is_set():  # a second signal: stop waiting
             raise KeyboardInterrupt
         cancelled.set()
-        err.print("cancelling: waiting for ansible-playbook to stop (Ctrl-C again to abandon)")
+        again = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        err.print(f"cancelling: waiting for ansible-playbook to stop ({again} again to abandon)")
 
-    signal.signal(signal.SIGINT, handler)
+    for signum in CANCEL_SIGNALS:
+        signal.signal(signum, handler)
     try:
         yield cancelled
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 class Progress:
@@ -166,7 +179,7 @@ def _toolkit(
 def _fail(message: str, code: int, as_json: bool) -> NoReturn:
     if as_json:
         out.print_json(json.dumps({"ok": False, "exit_code": code, "error": message}))
-    err.print(f"[bold red]error:[/bold red] {message}", markup=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", terminal(message)))
     raise typer.Exit(code)
 
 
@@ -181,7 +194,7 @@ def _act(
 ) -> NoReturn:
     """Run one API action with progress and Ctrl-C handling; print its result; exit with its code."""
     try:
-        with _ctrl_c() as cancelled, Progress(verbose) as progress:
+        with _cancellable() as cancelled, Progress(verbose) as progress:
             toolkit = _toolkit(inventory, store, verbose, timeout, progress, cancelled)
             result = call(toolkit)
     except ToolkitError as exc:
@@ -200,15 +213,20 @@ def _act(
 _STYLE = {"healthy": "green", "ok": "green", "degraded": "yellow", "failed": "red", "locked": "magenta"}
 
 
-def _mark(status: str) -> str:
+def _mark(status: str) -> Text:
     """A status that reads without colour: a word, coloured when the terminal has colour."""
     style = _STYLE.get(status, "red" if status in ("unreachable", "unknown") else "")
-    return f"[{style}]{status}[/{style}]" if style else status
+    return Text(terminal(status), style=style)
+
+
+def _plain(value: Any) -> Text:
+    """Text from the record, a host or a person, shown as it is: no Rich markup, no control characters."""
+    return Text(terminal("" if value is None else value))
 
 
 def _summary(result: Any) -> None:
     style = "green" if result.ok else "red"
-    out.print(f"[{style}]{'OK' if result.ok else 'FAILED'}[/{style}] {result.message}")
+    out.print(Text.assemble(("OK" if result.ok else "FAILED", style), " ", terminal(result.message)))
     if result.run is not None:
         out.print(f"run {result.run.run_id} ({result.run.duration_s:.1f} s); artifacts {result.run.artifact_dir}")
 
@@ -219,7 +237,7 @@ def _render_action(result: Any) -> None:
         table.add_column(column)
     for host, row in sorted(result.hosts.items()):
         detail = row.get("line", "").split(": ", 2)[-1] if row.get("status") == "ok" else row.get("error", "")
-        table.add_row(host, _mark(str(row.get("status"))), detail or "")
+        table.add_row(_plain(host), _mark(str(row.get("status"))), _plain(detail))
     if result.hosts:
         out.print(table)
     _summary(result)
@@ -232,22 +250,35 @@ def _render_health(result: Any) -> None:
     for host, row in sorted(result.hosts.items()):
         emergency = row.get("emergency") or {}
         table.add_row(
-            host,
+            _plain(host),
             _mark(str(row.get("status"))),
-            str(row.get("mode", "unknown")),
-            f"active (level {emergency.get('level')})" if emergency.get("active") else "off",
-            f"{row['level']} {row.get('level_name', '')}".strip() if row.get("level") else "-",
-            row.get("primary") or "-",
-            ", ".join((row.get("failed_checks") or []) + (row.get("degraded_checks") or [])) or "-",
+            _plain(row.get("mode", "unknown")),
+            _plain(f"active (level {emergency.get('level')})" if emergency.get("active") else "off"),
+            _plain(f"{row['level']} {row.get('level_name', '')}".strip() if row.get("level") else "-"),
+            _plain(row.get("primary") or "-"),
+            _plain(", ".join((row.get("failed_checks") or []) + (row.get("degraded_checks") or [])) or "-"),
         )
     out.print(table)
     for host, row in sorted(result.hosts.items()):
         if row.get("plan"):
-            out.print(row.get("summary") or f"{host}: plan {', '.join(row['plan'])}")  # says level, response, plan
+            out.print(_plain(row.get("summary") or f"{host}: plan {', '.join(row['plan'])}"))  # level, response, plan
+    for run in result.data.get("abandoned_runs", []):
+        out.print(
+            Text.assemble(
+                ("abandoned run", "yellow"),
+                " ",
+                terminal(
+                    f"{run['run_id']} ({run['action']} by {run['actor']}, started {run['started_at']}): its "
+                    f"process died before it finished; check its hosts ({run['limit'] or 'all'}) with verify"
+                ),
+            )
+        )
     for incident in result.data.get("open_incidents", []):
         out.print(
-            f"open incident #{incident['id']} {incident['failure_type']} level {incident['level']} on "
-            f"{', '.join(incident['hosts'])} since {incident['detected_at']}"
+            _plain(
+                f"open incident #{incident['id']} {incident['failure_type']} level {incident['level']} on "
+                f"{', '.join(incident['hosts'])} since {incident['detected_at']}"
+            )
         )
     _summary(result)
 
@@ -258,11 +289,11 @@ def _render_quick(result: Any) -> None:
         table.add_column(column)
     for host, row in sorted(result.hosts.items()):
         table.add_row(
-            host,
+            _plain(host),
             _mark(str(row["status"])),
-            str(row["mode"]),
+            _plain(row["mode"]),
             f"{row['latency_ms']:.0f} ms",
-            ", ".join(row["problems"]) or "-",
+            _plain(", ".join(row["problems"]) or "-"),
         )
     out.print(table)
     _summary(result)
@@ -803,15 +834,29 @@ def _since(value: str | None) -> datetime | None:
     return parse_since(value)
 
 
+def _window(value: str | None, as_json: bool) -> datetime | None:
+    """``--since`` of a command that only reads, checked before its store is opened."""
+    try:
+        return _since(value)
+    except ToolkitError as exc:
+        _fail(exc.message, exc.exit_code, as_json)
+
+
 Since = Annotated[str | None, typer.Option(help="Only since then: 30m, 24h, 7d or an ISO time.")]
 
 
-def _record(as_json: bool, store: str | None, call: Callable[[Any], Any], render: Callable[[Any], None]) -> None:
-    """Commands that only read the event store (no inventory, no playbook)."""
+def _reader(store: str | None) -> Any:
+    """The event store opened read-only: a command that only reads never creates, migrates or writes one."""
     from notification_emergency.store import EventStore
 
+    return EventStore(store, read_only=True)
+
+
+def _record(as_json: bool, store: str | None, call: Callable[[Any], Any], render: Callable[[Any], None]) -> None:
+    """Commands that only read the event store (no inventory, no playbook); the store is opened read-only."""
     try:
-        data = call(EventStore(store))
+        with _reader(store) as opened:
+            data = call(opened)
     except ToolkitError as exc:
         _fail(exc.message, exc.exit_code, as_json)
     if as_json:
@@ -852,7 +897,16 @@ def events(
 
     Example: notification-emergency events --since 24h --kind incident --kind run
     """
+    from notification_emergency.store import EVENT_KINDS
+
     kinds = set(kind) if kind else None
+    unknown = sorted((kinds or set()) - EVENT_KINDS)
+    if unknown:
+        _fail(
+            f"--kind {shown(unknown[0])} is not an event kind; choose from {', '.join(sorted(EVENT_KINDS))}",
+            EXIT_BAD_INPUT,
+            as_json,
+        )
 
     def render(data: dict[str, Any]) -> None:
         rows = data["events"]
@@ -860,11 +914,12 @@ def events(
         for column in ("AT", "KIND", "OK", "WHAT"):
             table.add_column(column)
         for row in rows:
-            ok = {True: "[green]ok[/green]", False: "[red]failed[/red]", None: "-"}[row.get("ok")]
-            table.add_row(row["at"], row["kind"], ok, row["summary"])
+            ok = {True: Text("ok", "green"), False: Text("failed", "red"), None: Text("-")}[row.get("ok")]
+            table.add_row(_plain(row["at"]), _plain(row["kind"]), ok, _plain(row["summary"]))
         out.print(table if rows else "no events")
 
-    _record(as_json, store, lambda s: {"events": s.events(since=_since(since), limit=limit, kinds=kinds)}, render)
+    moment = _window(since, as_json)
+    _record(as_json, store, lambda s: {"events": s.events(since=moment, limit=limit, kinds=kinds)}, render)
 
 
 @app.command()
@@ -890,7 +945,7 @@ def stats(since: Since = None, as_json: AsJson = False, store: Store = None) -> 
         rows = {**data["by_type"], "all": {**data, "incidents": data["incidents"]}}
         for name, row in rows.items():
             table.add_row(
-                name,
+                _plain(name),
                 str(row["incidents"]),
                 str(row["resolved"]),
                 seconds(row["detection_seconds"]["mean"]),
@@ -900,14 +955,19 @@ def stats(since: Since = None, as_json: AsJson = False, store: Store = None) -> 
             )
         out.print(table)
 
-    _record(as_json, store, lambda s: s.statistics(since=_since(since)), render)
+    moment = _window(since, as_json)
+    _record(as_json, store, lambda s: s.statistics(since=moment), render)
 
 
 @app.command("generate-report")
 def generate_report(
     output: Annotated[
-        Path, typer.Option(help="A directory, or a file name: NAME.json and NAME.md are written.")
-    ] = Path("reports"),
+        Path | None,
+        typer.Option(
+            help="An existing directory, or a file name in one: NAME.json and NAME.md are written. "
+            "Default: reports/ in the state directory."
+        ),
+    ] = None,
     since: Since = None,
     with_status: Annotated[
         bool, typer.Option("--status/--no-status", help="Run a status check for the current state.")
@@ -923,7 +983,22 @@ def generate_report(
 
     Example: notification-emergency generate-report --output reports/incident-42.md --since 24h
     """
-    moment = _since(since)
+    from notification_emergency.paths import state_dir
+    from notification_emergency.reports import report_files
+
+    if output is None:  # the toolkit's own directory, created private (0700) like the rest of its state
+        output = state_dir() / "reports"
+        output.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Refused before the status check runs: a bad window, an output directory that does not exist, a target
+    # that is a symlink. Without the status check the report only reads the store (opened read-only).
+    reader: Any = store
+    try:
+        moment = _since(since)
+        report_files(output)
+        if not with_status:
+            reader = _reader(store)
+    except ToolkitError as exc:
+        _fail(exc.message, exc.exit_code, as_json)
 
     def call(toolkit: Any) -> Any:
         result = toolkit.generate_report(output, since=moment, limit=limit, include_status=with_status)
@@ -931,7 +1006,7 @@ def generate_report(
         result.ok = True
         return result
 
-    _act(as_json, verbose, inventory, store, None, call, _summary)
+    _act(as_json, verbose, inventory, reader, None, call, _summary)
 
 
 class Priority(StrEnum):
@@ -966,11 +1041,11 @@ def _render_attempts(attempts: list[dict[str, Any]]) -> None:
         outcome = attempt["outcome"]
         style = {"delivered": "green", "failed": "red", "kept": "yellow"}.get(outcome, "")
         table.add_row(
-            str(attempt["at"])[11:23],
-            attempt["channel"],
+            _plain(str(attempt["at"])[11:23]),
+            _plain(attempt["channel"]),
             str(attempt.get("attempt", "")),
-            f"[{style}]{outcome}[/{style}]" if style else outcome,
-            attempt.get("error") or attempt.get("detail") or "",
+            Text(terminal(outcome), style=style),
+            _plain(attempt.get("error") or attempt.get("detail") or ""),
         )
     if attempts:
         out.print(table)
@@ -980,18 +1055,18 @@ def _render_delivery(result: Any) -> None:
     note = result.data["notification"]
     _render_attempts(note["attempts"])
     for name, reason in note["skipped"].items():
-        out.print(f"[yellow]skipped[/yellow] {name}: {reason}")
+        out.print(Text.assemble(("skipped", "yellow"), " ", terminal(f"{name}: {reason}")))
     if not result.ok:
-        out.print(f"[bold red]{result.message}[/bold red]")
+        out.print(Text(terminal(result.message), style="bold red"))
         err.print(
             "[bold red]error: the notification reached nobody: every channel failed.[/bold red] "
             "Check the channels (send-notification --check-config) and tell the people concerned another way.",
             markup=True,
         )
     elif note["failed"]:
-        out.print(f"[yellow]PARTLY DELIVERED[/yellow] {result.message}")
+        out.print(Text.assemble(("PARTLY DELIVERED", "yellow"), " ", terminal(result.message)))
     else:
-        out.print(f"[green]OK[/green] {result.message}")
+        out.print(Text.assemble(("OK", "green"), " ", terminal(result.message)))
 
 
 @app.command("send-notification")
@@ -1074,21 +1149,22 @@ def notifications(
         for row in rows:
             style = {"delivered": "green", "failed": "red"}.get(row["status"], "yellow")
             table.add_row(
-                row["at"],
-                row["notification_id"],
-                row["priority"],
-                f"[{style}]{row['status']}[/{style}]",
-                row["delivered_by"] or "-",
+                _plain(row["at"]),
+                _plain(row["notification_id"]),
+                _plain(row["priority"]),
+                Text(terminal(row["status"]), style=style),
+                _plain(row["delivered_by"] or "-"),
                 str(len(row["attempts"])),
-                row["title"],
+                _plain(row["title"]),
             )
         out.print(table if rows else "no notifications")
         if attempts:
             for row in rows:
-                out.print(f"{row['notification_id']} {row['title']}:")
+                out.print(_plain(f"{row['notification_id']} {row['title']}:"))
                 _render_attempts(row["attempts"])
 
-    _record(as_json, store, lambda s: {"notifications": s.notifications(since=_since(since), limit=limit)}, render)
+    moment = _window(since, as_json)
+    _record(as_json, store, lambda s: {"notifications": s.notifications(since=moment, limit=limit)}, render)
 
 
 class DashboardRole(StrEnum):

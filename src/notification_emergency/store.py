@@ -35,15 +35,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool, StaticPool
 
 from .errors import BadInput
 from .paths import state_dir
+from .process import owner_alive
+from .text import shown
 
 __all__ = [
     "EVENT_KINDS",
@@ -60,6 +63,7 @@ STORE_ENV = "NOTIFICATION_EMERGENCY_STORE"
 BUSY_TIMEOUT_S = 30
 PG_CONNECT_TIMEOUT_S = 10
 FIX_HINT = "choose a writable directory with --store or NOTIFICATION_EMERGENCY_STORE"
+NOT_A_STORE_HINT = "choose the event store with --store or NOTIFICATION_EMERGENCY_STORE"
 EVENT_KINDS = frozenset({"run", "incident", "action", "emergency", "notification", "audit"})
 EMERGENCY_ACTIONS = frozenset({"activated", "deactivated"})
 # kept: written to the local notifications.log as the last resort because no channel delivered it (nobody
@@ -79,6 +83,10 @@ _PG_INCIDENT_LOCK_BASE = 0x6E655F696E00
 
 class StoreError(BadInput):
     """The event store cannot be opened or used; the message names the store (password masked) and the fix."""
+
+
+class UnknownKind(BadInput, ValueError):
+    """An event kind that is not one of :data:`EVENT_KINDS` (bad input: exit 2)."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -165,6 +173,8 @@ RUNS = sa.Table(
     sa.Column("rc", sa.Integer),
     sa.Column("hosts", JSONType),
     sa.Column("report", JSONType),
+    # node:pid:start of the process that started it (notification_emergency.process), from schema version 3
+    sa.Column("owner", sa.Text),
     sa.Index("ix_runs_started_at", "started_at"),
 )
 
@@ -286,6 +296,12 @@ def _migration_2(conn: Connection) -> None:
         )
 
 
+def _migration_3(conn: Connection) -> None:
+    """Record which process owns each run, so a run whose process died shows as ``abandoned``."""
+    if "owner" not in {column["name"] for column in sa.inspect(conn).get_columns("runs")}:
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN owner TEXT")
+
+
 Migration = tuple[int, str, Callable[[Connection], None]]
 
 #: The schema history, oldest first: (version, description, function applied inside its own transaction).
@@ -295,6 +311,7 @@ Migration = tuple[int, str, Callable[[Connection], None]]
 MIGRATIONS: list[Migration] = [
     (1, "create the event tables", _migration_1),
     (2, "make the audit trail append-only", _migration_2),
+    (3, "record the process that owns each run", _migration_3),
 ]
 
 
@@ -328,25 +345,47 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_DURATION = re.compile(r"^(\d{1,15})\s*([smhdw])$", re.ASCII)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: The longest "since" a query takes: ten years (a longer one is a typo, and 99999999d overflows datetime).
+MAX_SINCE = timedelta(days=3650)
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_since(value: str | None, *, name: str = "--since") -> datetime | None:
     """A user's "since" (``24h``, ``7d``, ``30m`` ago, or an ISO 8601 time) for the store's queries; None for
-    everything. ``name`` is the option or parameter named in the error (the CLI's, the dashboard's)."""
-    if not value:
+    everything. ``name`` is the option or parameter named in the error (the CLI's, the dashboard's).
+
+    A duration is at most :data:`MAX_SINCE` (ten years); an ISO time is after 1970 and has at most the
+    precision of a second's fraction. Anything else is :class:`BadInput` naming ``name`` and the value."""
+    if value is None or value == "":
         return None
-    match = _DURATION.match(value.strip())
+    text = value.strip()
+    match = _DURATION.match(text)
     if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        if seconds > MAX_SINCE.total_seconds():
+            raise BadInput(
+                f"{name} {shown(value)} is longer than 10 years; give at most 3650d (or 520w, 87600h), "
+                "or an ISO time (2026-11-27T10:00:00Z)"
+            )
+        return datetime.now(UTC) - timedelta(seconds=seconds)
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     except ValueError:
+        moment = None
+    if moment is None:
         raise BadInput(
-            f"{name} {value!r} is neither a duration (30m, 24h, 7d) nor an ISO time (2026-11-27T10:00:00Z)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            f"{name} {shown(value)} is neither a duration (30m, 24h, 7d) nor an ISO time (2026-11-27T10:00:00Z)"
+        )
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        in_utc = moment.astimezone(UTC)
+    except OverflowError:  # an offset that moves the time out of datetime's range (year 1 or 9999)
+        in_utc = None
+    if in_utc is None or in_utc < _EARLIEST:
+        raise BadInput(f"{name} {shown(value)} is out of range; give an ISO time after 1970 or a duration (7d)")
+    return moment
 
 
 def _redact(value: Any) -> Any:
@@ -439,15 +478,22 @@ def _first_line(exc: BaseException) -> str:
 class EventStore:
     """The event store at ``url`` (see :func:`store_url`); opening it migrates it to the latest schema.
 
+    With ``read_only`` (the commands that only read: ``events``, ``stats``, ``notifications``, a report
+    without a status check) nothing is ever created, migrated or written: the store must exist and be at the
+    latest schema, else :class:`StoreError` says why (no store at that path, a file or database that is not
+    an event store, a store that needs a migration). SQLite files are then opened with ``mode=ro`` and
+    ``query_only``; PostgreSQL sessions with ``default_transaction_read_only``.
+
     Safe to share between threads; several processes (or control nodes, with PostgreSQL) may write at once.
     """
 
     url: str
     display_url: str
 
-    def __init__(self, url: str | Path | None = None) -> None:
+    def __init__(self, url: str | Path | None = None, *, read_only: bool = False) -> None:
         self.url = store_url(url)
         self.display_url = self.url
+        self.read_only = read_only
         self._version = 0
         self._opening = True
         try:
@@ -470,7 +516,10 @@ class EventStore:
         self._where = self.display_url
         self._engine = self._create_engine(parsed)
         try:
-            self._migrate()
+            if read_only:
+                self._check_schema()
+            else:
+                self._migrate()
         except StoreError:
             self._engine.dispose()
             raise
@@ -501,11 +550,13 @@ class EventStore:
         try:
             if parsed.get_backend_name() == "sqlite":
                 return self._create_sqlite_engine(parsed)
-            return sa.create_engine(
-                parsed,
-                pool_pre_ping=True,
-                connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "notification-emergency"},
-            )
+            connect_args: dict[str, Any] = {
+                "connect_timeout": PG_CONNECT_TIMEOUT_S,
+                "application_name": "notification-emergency",
+            }
+            if self.read_only:
+                connect_args["options"] = "-c default_transaction_read_only=on"
+            return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
         except StoreError:
             raise
         except sa.exc.NoSuchModuleError:
@@ -526,6 +577,16 @@ class EventStore:
         memory = database in ("", ":memory:") or database.startswith("file::memory:")
         if memory:
             engine = sa.create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        elif self.read_only:
+            path = Path(database).expanduser()
+            self._where = str(path)
+            self._check_sqlite_file(path)
+            uri = "file:" + quote(str(path)) + "?mode=ro"
+            engine = sa.create_engine(
+                parsed,
+                creator=lambda: sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False),
+                poolclass=QueuePool,
+            )
         else:
             path = Path(database).expanduser()
             self._where = str(path)
@@ -540,7 +601,11 @@ class EventStore:
             try:
                 cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
                 cursor.execute("PRAGMA foreign_keys = ON")
-                _set_wal(cursor)
+                if self.read_only:
+                    # No journal-mode switch: on a file that is not yet WAL (or not a store) it is a write.
+                    cursor.execute("PRAGMA query_only = ON")
+                else:
+                    _set_wal(cursor)
             finally:
                 cursor.close()
 
@@ -548,7 +613,8 @@ class EventStore:
         def _on_begin(conn: Connection) -> None:
             # Writers take the write lock up front: a deferred transaction that reads and then writes can
             # fail with SQLITE_BUSY in WAL mode without waiting for the busy timeout.
-            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("ne_read_only") else "BEGIN IMMEDIATE")
+            reading = self.read_only or conn.get_execution_options().get("ne_read_only")
+            conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
         return engine
 
@@ -577,6 +643,45 @@ class EventStore:
         if not os.access(parent, os.W_OK | os.X_OK):
             # SQLite creates its -wal and -shm files next to the database.
             raise StoreError(f"event store directory {parent} is not writable; {FIX_HINT}")
+
+    def _check_sqlite_file(self, path: Path) -> None:
+        """For a read-only opening: the file must exist and may be a store (it is never created)."""
+        if path.is_dir():
+            raise StoreError(f"event store path {path} is a directory, not a file; {FIX_HINT}")
+        if not path.exists():
+            raise StoreError(
+                f"no event store at {path} (nothing was recorded there: check the path given with --store or "
+                "NOTIFICATION_EMERGENCY_STORE, or record something first, for example with status)"
+            )
+        if not os.access(path, os.R_OK):
+            raise StoreError(f"event store file {path} is not readable; {FIX_HINT}")
+        if path.is_file() and path.stat().st_size == 0:
+            raise StoreError(f"{path} is an empty file, not an event store; {NOT_A_STORE_HINT}")
+
+    def _check_schema(self) -> None:
+        """For a read-only opening: the tables of an event store at the latest schema, or a StoreError."""
+        latest = max(version for version, _, _ in MIGRATIONS)
+        with self._read() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            if not {SCHEMA_MIGRATIONS.name, RUNS.name, INCIDENTS.name, AUDIT_LOG.name} <= tables:
+                what = "an empty database" if not tables else "a database with other tables"
+                raise StoreError(f"{self._where} is {what}, not an event store; {NOT_A_STORE_HINT}")
+            try:
+                applied = {int(v) for v in conn.scalars(sa.select(SCHEMA_MIGRATIONS.c.version))}
+            except (sa.exc.SQLAlchemyError, TypeError, ValueError):
+                raise StoreError(
+                    f"{self._where} has a schema_migrations table that is not an event store's; {NOT_A_STORE_HINT}"
+                ) from None
+        self._version = self._check_version(applied, latest)
+        missing = sorted({version for version, _, _ in MIGRATIONS} - applied)
+        if missing:
+            raise StoreError(
+                f"the event store at {self._where} is at schema version {self._version} and needs a migration to "
+                f"{latest}, which a command that only reads does not do; run a command that records (status, "
+                "health-check, record-run...) once with this store to migrate it"
+            )
+        if not {table.name for table in METADATA.sorted_tables} <= tables:
+            raise StoreError(f"{self._where} lacks tables of an event store; {NOT_A_STORE_HINT}")
 
     def _migrate(self) -> None:
         known = {version for version, _, _ in MIGRATIONS}
@@ -635,12 +740,25 @@ class EventStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: ``BEGIN IMMEDIATE``); a lost or locked database is a StoreError."""
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``); a lost or locked database is a StoreError; text the
+        database cannot hold (a lone surrogate from non-UTF-8 bytes; NUL on PostgreSQL) is BadInput."""
+        if self.read_only:
+            raise StoreError(f"the event store at {self._where} was opened read-only; open it without read_only")
         try:
             with self._engine.connect() as conn, conn.begin():
                 yield conn
         except sa.exc.OperationalError as exc:
             raise self._error(exc) from (None if self._opening else exc)
+        except (UnicodeEncodeError, sa.exc.StatementError) as exc:
+            bad = exc if isinstance(exc, UnicodeEncodeError) else exc.orig
+            if isinstance(bad, UnicodeEncodeError):
+                raise BadInput(
+                    f"cannot record the text {shown(bad.object)}: it is not valid Unicode (a lone surrogate at "
+                    f"character {bad.start}, from bytes that are not UTF-8); give UTF-8 text"
+                ) from None
+            if isinstance(exc, sa.exc.DataError):
+                raise BadInput(f"the event store refused a value: {_first_line(exc)}; give plain text") from None
+            raise
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -670,8 +788,10 @@ class EventStore:
         check: bool,
         incident_id: int | None = None,
         started_at: datetime | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Record that run ``run_id`` started (status ``running``); a run id already recorded is a ValueError."""
+        """Record that run ``run_id`` started (status ``running``); a run id already recorded is a ValueError.
+        ``owner``: the process running it (:func:`~notification_emergency.process.current_owner`)."""
         with self._write() as conn:
             if conn.execute(sa.select(RUNS.c.run_id).where(RUNS.c.run_id == run_id)).first():
                 raise ValueError(f"run {run_id} is already recorded")
@@ -687,6 +807,7 @@ class EventStore:
                     incident_id=incident_id,
                     started_at=_utc(started_at),
                     status="running",
+                    owner=owner,
                 )
             )
 
@@ -716,9 +837,29 @@ class EventStore:
             if done.rowcount == 0:
                 raise ValueError(f"run {run_id} was never started in the event store")
 
+    def reconcile_runs(self) -> list[str]:
+        """Record as ``abandoned`` each run still ``running`` whose process is gone (killed, crashed, its
+        machine rebooted): without this it would stay running forever, in ``status`` and in ``/metrics``.
+        Runs of other control nodes are left alone (they cannot be checked from here). Returns the run ids."""
+        with self._read() as conn:
+            running = conn.execute(sa.select(RUNS.c.run_id, RUNS.c.owner).where(RUNS.c.status == "running")).all()
+        gone = [run_id for run_id, owner in running if owner_alive(owner) is False]
+        if gone:
+            with self._write() as conn:
+                conn.execute(
+                    RUNS.update()
+                    .where(RUNS.c.run_id.in_(gone), RUNS.c.status == "running")
+                    .values(status="abandoned", finished_at=_utc(None))
+                )
+        return gone
+
     @staticmethod
     def _run_dict(row: sa.RowMapping) -> dict[str, Any]:
         finished = row["finished_at"] is not None
+        status = row["status"]
+        if status == "running" and owner_alive(row.get("owner")) is False:
+            status = "abandoned"  # what reconcile_runs will record; read-only commands say so without writing
+        ok_unfinished = None if status == "running" else False
         return {
             "run_id": row["run_id"],
             "action": row["action"],
@@ -731,9 +872,10 @@ class EventStore:
             "started_at": _iso(row["started_at"]),
             "finished_at": _iso(row["finished_at"]),
             "duration_s": seconds_between(row["started_at"], row["finished_at"]),
-            "status": row["status"],
+            "status": status,
             "rc": row["rc"],
-            "ok": (row["status"] == "successful" and row["rc"] == 0) if finished else None,
+            "owner": row.get("owner"),
+            "ok": (row["status"] == "successful" and row["rc"] == 0) if finished else ok_unfinished,
             "hosts": row["hosts"],
             "report": row["report"],
         }
@@ -1191,7 +1333,9 @@ class EventStore:
         wanted = set(EVENT_KINDS if kinds is None else kinds)
         unknown = wanted - EVENT_KINDS
         if unknown:
-            raise ValueError(f"unknown event kinds {sorted(unknown)}; choose from {sorted(EVENT_KINDS)}")
+            raise UnknownKind(
+                f"unknown event kinds {sorted(shown(kind) for kind in unknown)}; choose from {sorted(EVENT_KINDS)}"
+            )
         found: list[tuple[datetime, int, dict[str, Any]]] = []
         order = {kind: i for i, kind in enumerate(sorted(EVENT_KINDS))}
 

@@ -1,4 +1,4 @@
-"""Every module and the strategy plugin document themselves for ansible-doc; role READMEs match their argument
+"""Every module and the strategy and callback plugins document themselves for ansible-doc; role READMEs match their argument
 specs."""
 
 from __future__ import annotations
@@ -65,6 +65,19 @@ def test_ansible_doc_shows_the_strategy_plugin() -> None:
     )
     assert doc.returncode == 0, doc.stderr
     assert "NOTIFICATION_EMERGENCY_MITOGEN_AFFINITY=1" in doc.stdout and "ansible_python_interpreter" in doc.stdout
+
+
+def test_ansible_doc_shows_the_guard_callback() -> None:
+    doc = subprocess.run(
+        [VENV_BIN / "ansible-doc", "-t", "callback", "notification_guard"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**NOCOLOR, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        cwd=ROOT,
+    )
+    assert doc.returncode == 0, doc.stderr
+    assert "NOTIFICATION_EMERGENCY_PARENT_PID" in doc.stdout and "PR_SET_PDEATHSIG" in doc.stdout
 
 
 def test_role_readmes_match_the_argument_specs() -> None:

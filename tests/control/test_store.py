@@ -269,6 +269,7 @@ def test_runs_round_trip_newest_first(store: EventStore) -> None:
         "ok": True,
         "hosts": hosts,
         "report": {"summary": "ok"},
+        "owner": None,
     }
     assert [r["run_id"] for r in store.runs()] == ["run-b", "run-a"]
     assert [r["run_id"] for r in store.runs(since=at(1))] == ["run-b"]
@@ -740,3 +741,72 @@ def test_the_cli_loads_without_the_event_store_and_the_toolkit_opens_it_on_first
     notes.write_text("not a database\n" * 100)
     with pytest.raises(StoreError, match=f"{notes}.*not a database.*--store"):
         EmergencyToolkit(store=notes).store.close()
+
+
+def test_a_run_whose_process_died_shows_abandoned_and_is_reconciled(store: EventStore) -> None:
+    """A CLI killed with SIGKILL never finishes its run: the record must not say ``running`` forever. A real
+    process is started and killed here; its identity (pid and start time) is what the store records."""
+    import subprocess
+    import sys
+
+    from notification_emergency.process import current_owner, owner_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        node = current_owner().rsplit(":", 2)[0]
+        ticks = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        dead_owner = f"{node}:{child.pid}:{ticks}"
+        assert owner_alive(dead_owner) is True
+        store.start_run(
+            "alive",
+            action="rollback",
+            playbook="x.yml",
+            actor="a",
+            inputs={},
+            limit=None,
+            check=False,
+            owner=current_owner(),
+        )
+        store.start_run(
+            "killed",
+            action="rollback",
+            playbook="x.yml",
+            actor="a",
+            inputs={},
+            limit=None,
+            check=False,
+            owner=dead_owner,
+        )
+        store.start_run(
+            "elsewhere",
+            action="rollback",
+            playbook="x.yml",
+            actor="a",
+            inputs={},
+            limit=None,
+            check=False,
+            owner="another-node:1:1",
+        )
+        assert store.run("killed")["status"] == "running"
+    finally:
+        child.kill()
+        child.wait()
+    assert owner_alive(dead_owner) is False
+    # read-only readers see it at once, without writing
+    seen = store.run("killed")
+    assert seen is not None and seen["status"] == "abandoned" and seen["ok"] is False
+    assert store.statistics()["runs"]["running"] == 3  # not reconciled yet: nothing was written
+    assert store.reconcile_runs() == ["killed"]
+    assert store.statistics()["runs"]["running"] == 2  # this process's run and the other node's
+    assert store.run("alive")["status"] == "running"
+    assert store.run("elsewhere")["status"] == "running"  # cannot be checked from here: left alone
+    assert store.reconcile_runs() == []
+
+
+def test_a_reused_pid_does_not_pass_for_the_owner() -> None:
+    from notification_emergency.process import current_owner, owner_alive
+
+    node, pid, ticks = current_owner().rsplit(":", 2)
+    assert owner_alive(f"{node}:{pid}:{ticks}") is True
+    assert owner_alive(f"{node}:{pid}:{int(ticks) + 1}") is False  # same pid, another process
+    assert owner_alive(None) is None and owner_alive("garbage") is None
