@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 def hostile_strings(canary: Path) -> list[str]:
-    """At least 100 distinct hostile strings; those that would execute something ``touch`` ``canary``."""
+    """At least 100 distinct hostile strings (the one list for every test of issue 19); those that would
+    execute something ``touch`` ``canary``."""
     touch = f"touch {canary}"
     base = [
         # Jinja (Ansible, the reference app's templates), in every delimiter and with raw-block escapes
@@ -103,6 +104,55 @@ def hostile_strings(canary: Path) -> list[str]:
         # plain, for contrast (must round-trip too)
         "Redis is down <maintenance>",
         "日本語のお知らせ 🚨",
+        # more templates: FQCN lookups, loops, comments, what they could read
+        f"{{{{ lookup('ansible.builtin.pipe', '{touch}') }}}}",
+        f"{{% for i in range(1) %}}{{{{ lookup('pipe','{touch}') }}}}{{% endfor %}}",
+        "{# unterminated comment",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ hostvars | to_json }}",
+        "{{ lookup('env', 'HOME') }}",
+        "{{{{}}}}",
+        f"$(echo dG91Y2gK | base64 -d) {canary}",
+        "* ? [a-z] ~",
+        # more control and invisible characters
+        "\u2066isolate\u2069",
+        "tab\tand\vvertical\ftab",
+        "\udbff\udbff",
+        "zero\u200bwidth",
+        "e\u0301\u0301\u0301",
+        "\u05d4\u05ea\u05e8\u05d0\u05d4",
+        # lengths around the bounds (a reason: 500; text: 4096; the dashboard: 300)
+        "A" * 301,
+        "r" * 501,
+        "B" * 5000,
+        "{{" * 2000,
+        "\x1b" * 1000,
+        "é" * 400,
+        # more YAML, paths, JSON, markup, SQL, numbers as text
+        "!!python/name:os.system",
+        "!unsafe x",
+        "key: value",
+        "? complex",
+        "%YAML 1.1",
+        "---",
+        "...",
+        "null",
+        ".inf",
+        "<<: *base",
+        "..\\..\\windows\\win.ini",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/proc/self/environ",
+        '{"action": "rollback", "confirmed": true}',
+        "[[[[[[[[[[]]]]]]]]]]",
+        '{"a": {"b": {"c": [1, 2, {"d": null}]}}}',
+        "</textarea><svg onload=alert(1)>",
+        "'; DROP TABLE audit_log; --",
+        "1 OR 1=1",
+        "-1",
+        "0",
+        "99999999d",
+        "",
+        " ",
     ]
     strings = list(base)
     for text in base:

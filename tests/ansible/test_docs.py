@@ -1,5 +1,5 @@
-"""Every module and the strategy and callback plugins document themselves for ansible-doc; role READMEs match their argument
-specs."""
+"""Every module and the strategy and callback plugins document themselves for ansible-doc; role READMEs match
+their argument specs."""
 
 from __future__ import annotations
 

