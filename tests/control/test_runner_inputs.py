@@ -150,3 +150,46 @@ def test_the_reason_bound_is_the_one_the_host_enforces() -> None:
     validate_inputs("emergency_activate.yml", {"reason": "r" * MAX_REASON, "triggered_by": "a"})
     with pytest.raises(BadInput, match=r"--reason \(reason\) is 501 characters long; at most 500"):
         validate_inputs("emergency_activate.yml", {"reason": "r" * (MAX_REASON + 1), "triggered_by": "a"})
+
+
+@pytest.mark.parametrize(
+    ("playbook", "inputs", "message"),
+    [
+        ("rollback_to_legacy.yml", {"rollback_serial": "0"}, "--serial (rollback_serial) '0': hosts per batch"),
+        ("rollback_to_legacy.yml", {"rollback_serial": "-1"}, "--serial (rollback_serial) '-1'"),
+        ("restore.yml", {"restore_serial": "abc"}, "--serial (restore_serial) 'abc'"),
+        ("restore.yml", {"restore_serial": "101%"}, "--serial (restore_serial) '101%'"),
+        ("restore.yml", {"restore_backup": "../../x"}, "--backup (restore_backup) '../../x' is not a backup name"),
+        ("backup.yml", {"backup_label": "Before Upgrade"}, "--label (backup_label) 'Before Upgrade': use 1 to 64"),
+        ("health_check.yml", {"affected_users": "-5"}, "'-5' is neither a whole count nor a user id"),
+        ("health_check.yml", {"affected_users": "1e99"}, "'1e99' is neither a whole count nor a user id"),
+        ("health_check.yml", {"affected_users": 10**12}, "out of range"),
+        ("health_check.yml", {"messages": ["m"] * 101}, "101 messages given, at most 100"),
+        ("emergency_activate.yml", {"reason": "a\x1b[2Jb", "triggered_by": "x"}, "control character U+001B at"),
+        ("emergency_activate.yml", {"reason": "bad \udcff", "triggered_by": "x"}, "a byte that is not UTF-8"),
+        ("emergency_activate.yml", {"reason": "r", "triggered_by": "x" * 4097}, "is 4097 characters long"),
+    ],
+)
+def test_inputs_are_bounded_before_a_run(playbook: str, inputs: dict[str, object], message: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        validate_inputs(playbook, inputs)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("playbook", "inputs", "expected"),
+    [
+        ("restart_services.yml", {"components": ["web", "websocket", "web"]}, {"components": ["web", "websocket"]}),
+        ("rollback_to_legacy.yml", {"rollback_serial": 2}, {"rollback_serial": "2"}),
+        ("rollback_to_legacy.yml", {"rollback_serial": " 25% "}, {"rollback_serial": "25%"}),
+        ("restore.yml", {"restore_backup": "20261203T101500Z-manual"}, {"restore_backup": "20261203T101500Z-manual"}),
+        ("health_check.yml", {"affected_users": "250"}, {"affected_users": 250}),
+        ("health_check.yml", {"affected_users": "u1, abc,u1"}, {"affected_users": ["u1", "abc"]}),
+        ("emergency_activate.yml", {"reason": "tab\tand\nnewline {{ x }}", "triggered_by": "a"}, {}),
+    ],
+)
+def test_good_inputs_pass_normalised(playbook: str, inputs: dict[str, object], expected: dict[str, object]) -> None:
+    """restart -c web -c web restarts web once; a count is an int; a pasted reason with braces is fine."""
+    validated = validate_inputs(playbook, inputs)
+    for name, value in expected.items():
+        assert validated[name] == value
