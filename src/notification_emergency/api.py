@@ -42,6 +42,7 @@ from notification_emergency.runner import (
     Event,
     Inventory,
     RunResult,
+    check_extra_vars,
     load_inventory,
     resolve_limit,
     run_playbook,
@@ -175,6 +176,13 @@ class EmergencyToolkit:
         targets = self.hosts(limit)
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{action}-{uuid.uuid4().hex[:8]}"
         reports = self.home / "reports"
+        extra_vars = {
+            **validated,
+            "notification_run_id": run_id,
+            "notification_run_owner": self.actor,
+            "notification_reports_dir": str(reports),
+        }
+        check_extra_vars(extra_vars)  # the actor too: refused before anything is recorded
         self.store.reconcile_runs()
         self.store.start_run(
             run_id,
@@ -197,12 +205,7 @@ class EmergencyToolkit:
             playbook,
             inventory=list(self.inventory.sources),
             limit=",".join(targets),
-            extra_vars={
-                **validated,
-                "notification_run_id": run_id,
-                "notification_run_owner": self.actor,
-                "notification_reports_dir": str(reports),
-            },
+            extra_vars=extra_vars,
             check=check,
             diff=diff,
             timeout=self.timeout,

@@ -272,7 +272,7 @@ OPTION_NAMES = {
     "restore_serial": "--serial",
     "restart_serial": "--serial",
     "components": "--component",
-    "notification_run_owner": "the actor (NOTIFICATION_EMERGENCY_ACTOR)",
+    "notification_run_owner": "NOTIFICATION_EMERGENCY_ACTOR",
 }
 
 
@@ -309,6 +309,14 @@ def check_text(name: str, value: Any, *, limit: int = MAX_TEXT_CHARS) -> None:
         )
 
 
+def check_extra_vars(extra_vars: Mapping[str, Any]) -> None:
+    """Refuse a variable name that is not one, or text :func:`check_text` refuses: before a run is recorded."""
+    for name, value in extra_vars.items():
+        if not _VARIABLE_NAME.match(name):
+            raise BadInput(f"{name!r} is not a variable name (letters, digits and _, not starting with a digit)")
+        check_text(name, value)
+
+
 def write_extra_vars(directory: Path, extra_vars: Mapping[str, Any]) -> Path:
     """Write ``extra_vars`` for ``ansible-playbook -e @FILE``: every string marked ``!unsafe``, the file
     readable by this user only (0600) inside a private directory.
@@ -318,10 +326,7 @@ def write_extra_vars(directory: Path, extra_vars: Mapping[str, Any]) -> Path:
     the users read in the banner, never a command; and the values are not on ``ansible-playbook``'s command
     line, where any local user could read them with ``ps``.
     """
-    for name, value in extra_vars.items():
-        if not _VARIABLE_NAME.match(name):
-            raise BadInput(f"{name!r} is not a variable name (letters, digits and _, not starting with a digit)")
-        check_text(name, value)
+    check_extra_vars(extra_vars)
     # The whole mapping is tagged !unsafe: Ansible marks every string inside it untrusted, and each scalar keeps
     # its quoted type. (A string tagged !unsafe on its own is resolved as if plain: "yes" became True, "0x1F"
     # became 31.)

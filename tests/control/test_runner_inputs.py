@@ -193,3 +193,18 @@ def test_good_inputs_pass_normalised(playbook: str, inputs: dict[str, object], e
     validated = validate_inputs(playbook, inputs)
     for name, value in expected.items():
         assert validated[name] == value
+
+
+def test_a_bad_actor_is_refused_before_a_run_is_recorded(tmp_path: Path, inventory: Inventory) -> None:
+    """NOTIFICATION_EMERGENCY_ACTOR is text too: refused (naming it) before the store records a run, so no run
+    is left 'running' for a command that never started one."""
+    from notification_emergency.api import EmergencyToolkit
+
+    toolkit = EmergencyToolkit(
+        inventory=list(inventory.sources), store=tmp_path / "events.db", home=tmp_path, actor="op\x1b[2J"
+    )
+    with pytest.raises(
+        BadInput, match=r"^NOTIFICATION_EMERGENCY_ACTOR \(notification_run_owner\) contains the control"
+    ):
+        toolkit.backup()
+    assert not (tmp_path / "events.db").exists() or toolkit.store.runs() == []
