@@ -209,3 +209,9 @@ def test_hostile_text_typed_by_a_person_arrives_exactly_as_typed(
     for path in (home / "artifacts").rglob("*"):
         if path.is_file():
             assert "uid=0(" not in path.read_text(errors="replace"), path
+    # The values were never on ansible-playbook's command line (any local user could read them with ps): the
+    # recorded command names the run's private extra-vars file, which is gone with the run.
+    command = json.loads((home / "artifacts" / run["run_id"] / "command").read_text())["command"]
+    assert "reason" not in " ".join(command) and triggered_by not in " ".join(command), command
+    extra = [arg for arg in command if arg.startswith("@")]
+    assert len(extra) == 1 and not Path(extra[0][1:]).exists(), command
