@@ -48,6 +48,7 @@ bench: bootstrap ## Benchmarks (print figures; see bench/)
 	python bench/bench_recovery.py
 	python bench/bench_runner.py
 	python bench/bench_drills.py
+	python bench/bench_limits.py
 
 clean: ## Remove the sandbox and the virtual environment
 	-[ -x $(VENV)/bin/ansible-playbook ] && ansible-playbook playbooks/sandbox_down.yml
