@@ -127,7 +127,14 @@ def test_status_quick_probes_directly_without_a_playbook(home: Path, sandbox_hos
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["status", "--limit", "no-such-host"], "--limit names no-such-host, not a host or group"),
+        (["status", "--limit", "no-such-host"], "'no-such-host' matches no host or group of inventory"),
+        # a limit that matches nothing never means every host: the rollback touches nothing
+        (["rollback", "--limit", "zzz*"], "'zzz*' matches no host or group of inventory"),
+        (["rollback", "--limit", "snadbox-0*"], "did you mean sandbox-01"),
+        (["rollback", "--limit", ""], "--limit '' names no host: leave --limit out"),
+        (["rollback", "--limit", " "], "--limit ' ' names no host"),
+        (["rollback", "--limit", ","], "--limit ',' names no host"),
+        (["rollback", "--limit", "~web-01"], "'~web-01' matches no host or group"),
         (["activate-emergency", "--triggered-by", "pytest"], "Missing option '--reason'"),
         (["activate-emergency", "--reason", "  ", "--triggered-by", "pytest"], "--reason is required"),
         (["restart", "-c", "database"], "Invalid value for '--component'"),
@@ -144,6 +151,7 @@ def test_bad_input_is_refused_before_any_playbook_runs(
     assert expected in " ".join((proc.stdout + proc.stderr).split()), proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not (home / "artifacts").exists(), "no playbook ran"
+    assert sandbox_host.health()["mode"] == "websocket"
 
 
 def test_emergency_on_and_off_through_the_cli_is_recorded(home: Path, sandbox_host: SandboxHost) -> None:
