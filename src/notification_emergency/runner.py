@@ -28,6 +28,7 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from notification_emergency.errors import BadInput
+from notification_emergency.text import shown
 
 Event = dict[str, Any]
 
@@ -177,7 +178,7 @@ def _serial_rule(name: str, value: Any) -> str:
     text = str(value).strip()
     if isinstance(value, bool) or not _SERIAL.match(text):
         raise BadInput(
-            f"{input_name(name)} {value!r}: hosts per batch, a number (1 or more) or a percentage (1% to 100%)"
+            f"{input_name(name)} {shown(value)}: hosts per batch, a number (1 or more) or a percentage (1% to 100%)"
         )
     return text
 
@@ -185,8 +186,8 @@ def _serial_rule(name: str, value: Any) -> str:
 def _backup_rule(name: str, value: Any) -> str:
     if not _BACKUP_NAME.match(str(value)):
         raise BadInput(
-            f"{input_name(name)} {value!r} is not a backup name: give latest or a name as `ls <root>/backups` shows it "
-            "(20261203T101500Z-manual)"
+            f"{input_name(name)} {shown(value)} is not a backup name: give latest or a name as "
+            "`ls <root>/backups` shows it (20261203T101500Z-manual)"
         )
     return str(value)
 
@@ -194,7 +195,7 @@ def _backup_rule(name: str, value: Any) -> str:
 def _label_rule(name: str, value: Any) -> str:
     if not _BACKUP_LABEL.match(str(value)):
         raise BadInput(
-            f"{input_name(name)} {value!r}: use 1 to 64 lower-case letters, digits, - and _ (before-upgrade)"
+            f"{input_name(name)} {shown(value)}: use 1 to 64 lower-case letters, digits, - and _ (before-upgrade)"
         )
     return str(value)
 
@@ -202,19 +203,19 @@ def _label_rule(name: str, value: Any) -> str:
 def _affected_users_rule(name: str, value: Any) -> int | list[str]:
     fix = f"give a count (0 to {MAX_AFFECTED_USERS:,}) or comma-separated user ids (u1,u2)"
     if isinstance(value, bool):
-        raise BadInput(f"{input_name(name)} {value!r}: {fix}")
+        raise BadInput(f"{input_name(name)} {shown(value)}: {fix}")
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdecimal()):
         count = int(value)
         if not 0 <= count <= MAX_AFFECTED_USERS:
-            raise BadInput(f"{input_name(name)} {value!r} is out of range: {fix}")
+            raise BadInput(f"{input_name(name)} {shown(value)} is out of range: {fix}")
         return count
     ids = [part.strip() for part in value.split(",")] if isinstance(value, str) else value
     if not isinstance(ids, list) or not ids or len(ids) > 100_000:
-        raise BadInput(f"{input_name(name)} {value!r}: {fix}")
+        raise BadInput(f"{input_name(name)} {shown(value)}: {fix}")
     for user in ids:
         if not isinstance(user, str) or _NUMBER.match(user) or not _USER_ID.match(user):
             raise BadInput(
-                f"{input_name(name)}: {user!r} is neither a whole count nor a user id "
+                f"{input_name(name)}: {shown(user)} is neither a whole count nor a user id "
                 f"(up to 64 letters, digits and _.@:+-, not starting with -, not a number); {fix}"
             )
     return list(dict.fromkeys(ids))
@@ -484,18 +485,18 @@ def resolve_limit(inventory: Inventory, limit: str | None, target: str = TARGET_
     terms = [term for term in split_host_pattern(limit) if term.strip(" ,:")]
     if not terms:
         raise BadInput(
-            f"--limit {limit!r} names no host: leave --limit out to run on every host of {target}, "
+            f"--limit {shown(limit)} names no host: leave --limit out to run on every host of {target}, "
             f"or name hosts or groups; {_near(inventory, '', target)}"
         )
     empty = [term for term in terms if not term.lstrip("!&~").strip()]
     if empty:  # Ansible reads "~" (or "~[") as the empty regular expression: every host
         raise BadInput(
-            f"--limit {limit!r}: {empty[0]!r} is an empty pattern (it would match every host); "
+            f"--limit {shown(limit)}: {empty[0]!r} is an empty pattern (it would match every host); "
             f"name hosts or groups: {_near(inventory, '', target)}"
         )
     if any(term.startswith("@") for term in terms):
         raise BadInput(
-            f"--limit {limit!r}: limit files (@FILE) are not accepted; name the hosts or groups: "
+            f"--limit {shown(limit)}: limit files (@FILE) are not accepted; name the hosts or groups: "
             f"{_near(inventory, '', target)}"
         )
     manager = _ansible_inventory(inventory)
@@ -503,16 +504,18 @@ def resolve_limit(inventory: Inventory, limit: str | None, target: str = TARGET_
         unmatched = [term for term in terms if not manager.get_hosts(term.lstrip("!&"))]
         if unmatched:
             raise BadInput(
-                f"--limit {limit!r}: {', '.join(repr(t) for t in unmatched)} "
+                f"--limit {shown(limit)}: {', '.join(repr(t) for t in unmatched)} "
                 f"match{'es' if len(unmatched) == 1 else ''} no host or group of inventory "
                 f"{', '.join(inventory.sources)}, so nothing was run; {_near(inventory, unmatched[0], target)}"
             )
         manager.subset(limit)
         hosts = sorted({host.name for host in manager.get_hosts(target)})
     except AnsibleError as exc:
-        raise BadInput(f"--limit {limit!r}: {exc.message}; {_near(inventory, '', target)}") from None
+        raise BadInput(f"--limit {shown(limit)}: {exc.message}; {_near(inventory, '', target)}") from None
     if not hosts:
-        raise BadInput(f"--limit {limit!r} leaves no host of group {target} to run on; {_near(inventory, '', target)}")
+        raise BadInput(
+            f"--limit {shown(limit)} leaves no host of group {target} to run on; {_near(inventory, '', target)}"
+        )
     return hosts
 
 
