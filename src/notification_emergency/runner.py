@@ -456,7 +456,9 @@ def _ansible_inventory(inventory: Inventory) -> Any:
 def _near(inventory: Inventory, term: str, target: str) -> str:
     """The hosts and groups a term that matched nothing could have meant."""
     bare = term.lstrip("!&~").replace("*", "").replace("?", "")
-    names = sorted(inventory.hosts | set(inventory.tree))
+    members = inventory.groups.get(target, frozenset())
+    # the hosts of the target group, and the groups that hold some of them (not "localhost" for a typo)
+    names = sorted(members | {group for group, hosts in inventory.groups.items() if hosts & members})
     close = difflib.get_close_matches(bare, names, n=4, cutoff=0.5)
     close += [name for name in names if bare and bare in name and name not in close][: 4 - len(close)]
     hosts = sorted(inventory.groups.get(target, frozenset()))

@@ -94,6 +94,9 @@ def test_api_bad_field_is_400_naming_the_field(service: Stack, body: dict[str, o
 def test_api_rejects_a_body_that_is_not_a_json_object(service: Stack) -> None:
     response = service.api("POST", "/api/notifications", data="not json", headers={"Content-Type": "application/json"})
     assert response.status_code == 400
+    assert "the request body is not valid JSON (Expecting value at line 1 column 1)" in response.json()["error"]
+    response = service.api("POST", "/api/notifications", json=["a", "list"])
+    assert response.status_code == 400
     assert "JSON object" in response.json()["error"]
 
 
