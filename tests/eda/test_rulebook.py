@@ -211,6 +211,88 @@ def test_source_plugins_check_the_token_and_the_body() -> None:
     assert "authorization" not in {name.lower() for name in hook_event["meta"]["headers"]}
 
 
+async def _post_hostile(port: int, strings: list[str]) -> dict[str, Any]:
+    """Every hostile string as an alert's host label, alert name and annotation, and as a webhook's host and
+    reason, through both source plugins over real HTTP."""
+    import json
+
+    import aiohttp
+
+    alertmanager, webhook = load_source("notification_alertmanager"), load_source("notification_webhook")
+    am_queue: asyncio.Queue[Any] = asyncio.Queue()
+    hook_queue: asyncio.Queue[Any] = asyncio.Queue()
+    tasks = [
+        asyncio.create_task(alertmanager.main(am_queue, {"port": port, "token": "s3cret"})),
+        asyncio.create_task(webhook.main(hook_queue, {"port": port + 1, "token": "s3cret"})),
+    ]
+    headers = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
+    statuses: list[int] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port + 1}/"):
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            for text in strings:
+                firing = alert(text, text, severity="critical")
+                firing["annotations"] = {"summary": text}
+                for url, body in (
+                    (f"http://127.0.0.1:{port}/alerts", alertmanager_body(firing)),
+                    (f"http://127.0.0.1:{port + 1}/hook", {"host": text, "action": "recover", "reason": text}),
+                ):
+                    # lone surrogates as \ud800 escapes: valid JSON, as a hostile sender would write them
+                    data = json.dumps(body, ensure_ascii=True).encode()
+                    async with session.post(url, data=data, headers=headers) as response:
+                        statuses.append(response.status)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "statuses": statuses,
+        "alert_events": [am_queue.get_nowait() for _ in range(am_queue.qsize())],
+        "hook_events": [hook_queue.get_nowait() for _ in range(hook_queue.qsize())],
+    }
+
+
+def test_hostile_alert_text_stays_data(tmp_path: Path) -> None:
+    """Alert text is data: every hostile string (tests/hostile.py) as an alert's labels and annotation and as
+    a webhook's fields reaches the rulebook's events exactly, never a 5xx; and what the rules pass to a playbook
+    (rendered by ansible-rulebook's own substitute_variables) is a host name that passed the rule's pattern, or
+    nothing. The rest of the event (ansible_eda) is never read by the playbooks; the slow test below proves a
+    template in it does not run."""
+    from tests.hostile import hostile_strings
+
+    canary = tmp_path / "canary"
+    strings = [text for text in hostile_strings(canary) if text and len(text) < 20_000]
+    result = asyncio.run(_post_hostile(free_port_block(2, start=29600), strings))
+    assert set(result["statuses"]) == {200}, sorted(set(result["statuses"]))
+    alerts, hooks = result["alert_events"], result["hook_events"]
+    assert [e["labels"]["host"] for e in alerts] == strings
+    assert [e["alert"]["annotations"]["summary"] for e in alerts] == strings
+    assert [e["payload"]["reason"] for e in hooks] == strings
+    rules = {rule["name"]: rule for ruleset in load_rulebook() for rule in ruleset["rules"]}
+    pattern = re.compile(r"^[A-Za-z0-9_.-]{1,253}$")  # the rules' own: event...host is match("^[A-Z...{1,253}$")
+    assert all(pattern.pattern in rule["condition"] for name, rule in rules.items() if "names none" not in name)
+    recover = rules["Recover a host on a firing notification-service alert"]["actions"][0]["run_playbook"]
+    check = rules["Check a host on any other request that names it"]["actions"][0]["run_playbook"]
+    passed = 0
+    for event in alerts:
+        if pattern.match(event["labels"]["host"]):
+            passed += 1
+            rendered = substitute_variables(recover["extra_vars"], {"event": event})
+            assert rendered == {"recover_limit": event["labels"]["host"]}
+            validate_inputs("auto_recover.yml", rendered)
+    for event in hooks:
+        if pattern.match(event["payload"]["host"]):
+            rendered = substitute_variables(check["extra_vars"], {"event": event})
+            assert rendered == {"notification_target": event["payload"]["host"]}
+    assert 0 < passed < len(strings) // 4, passed  # plain names pass; every string with braces, $ or ; does not
+    assert not canary.exists()
+
+
 # -- the rulebook for real (slow) -------------------------------------------------------------------------
 
 
