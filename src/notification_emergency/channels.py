@@ -43,6 +43,7 @@ import requests
 import yaml
 
 from notification_emergency.errors import BadInput
+from notification_emergency.paths import readable_by_others, writable_by_others
 
 if TYPE_CHECKING:
     from notification_emergency.api import EmergencyToolkit
@@ -286,14 +287,14 @@ def _file_access(file: Path, what: str, *, secret: bool) -> str | None:
     """Refuse a file that others than its owner may change (:class:`BadInput`, exit 2); when it holds
     credentials (``secret``) and others may read it, the warning to give."""
     mode = file.stat().st_mode & 0o777
-    if mode & 0o022:
-        who = " and ".join(name for bit, name in ((0o020, "its group"), (0o002, "every user")) if mode & bit)
+    who = writable_by_others(mode)
+    if who:
         raise BadInput(
             f"{what} {file} is writable by {who} (mode {mode:04o}), who could redirect the notifications or "
             f"steal the credentials; chmod 600 {file} (owned by the user who runs notification-emergency)"
         )
-    if secret and mode & 0o044:
-        who = " and ".join(name for bit, name in ((0o040, "its group"), (0o004, "every user")) if mode & bit)
+    who = readable_by_others(mode)
+    if secret and who:
         return f"{what} {file} holds credentials and is readable by {who} (mode {mode:04o}); chmod 600 {file}"
     return None
 

@@ -22,3 +22,21 @@ def state_dir() -> Path:
     xdg = os.environ.get("XDG_STATE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
     return base / "notification-emergency"
+
+
+def _who(mode: int, group_bit: int, other_bit: int) -> str | None:
+    names = [name for bit, name in ((group_bit, "its group"), (other_bit, "every user")) if mode & bit]
+    return " and ".join(names) or None
+
+
+def writable_by_others(mode: int) -> str | None:
+    """Who besides its owner may change a file of this ``st_mode`` ("its group", "every user", both), or None.
+
+    Files the toolkit trusts (the dashboard's users, its session key, a channels file, an API token file) are
+    refused when this is not None: whoever can write them can make themselves an operator or redirect alerts."""
+    return _who(mode, 0o020, 0o002)
+
+
+def readable_by_others(mode: int) -> str | None:
+    """Who besides its owner may read a file of this ``st_mode``, or None (for files holding secrets)."""
+    return _who(mode, 0o040, 0o004)

@@ -227,7 +227,7 @@ def test_a_users_file_others_can_write_is_refused(
     mode: int, users_file: Path, offline_inventory: Path, state: Path
 ) -> None:
     os.chmod(users_file, mode)
-    who = "world" if mode & stat.S_IWOTH else "group"
+    who = {0o020: "its group", 0o002: "every user", 0o022: "its group and every user"}[mode & 0o022]
     env = {**os.environ, "NOTIFICATION_EMERGENCY_STATE_DIR": str(state)}
     serve = subprocess.run(
         [CLI, "dashboard", "--users", str(users_file), "-i", str(offline_inventory), "--port", "0"],
@@ -238,7 +238,7 @@ def test_a_users_file_others_can_write_is_refused(
         check=False,
     )
     assert serve.returncode == 2, serve.stderr
-    assert f"{users_file} is {who}-writable" in " ".join(serve.stderr.split()), serve.stderr
+    assert f"{users_file} is writable by {who}" in " ".join(serve.stderr.split()), serve.stderr
     assert f"chmod 600 {users_file}" in " ".join(serve.stderr.split())
     add = subprocess.run(
         [CLI, "dashboard", "--users", str(users_file), "--add-user", "carol", "--role", "operator"],
@@ -249,7 +249,7 @@ def test_a_users_file_others_can_write_is_refused(
         timeout=60,
         check=False,
     )
-    assert add.returncode == 2 and f"{who}-writable" in add.stderr, add.stderr
+    assert add.returncode == 2 and f"writable by {who}" in " ".join(add.stderr.split()), add.stderr
     assert stat.S_IMODE(users_file.stat().st_mode) == mode and "carol" not in users_file.read_text(), "untouched"
 
 
@@ -263,8 +263,23 @@ def test_a_users_file_made_writable_under_a_running_dashboard_locks_everybody_ou
     os.chmod(users_file, 0o666)
     assert client.get("/api/state").status_code == 401, "fail closed: the session's user is no longer known"
     page = browser("127.0.0.2").get("/login")
-    assert "world-writable" in page.text and "chmod 600" in page.text
+    assert "writable by its group and every user" in page.text and "chmod 600" in page.text
     assert form_login(browser("127.0.0.3"), "bob", PASSWORDS["bob"]).status_code == 401
     os.chmod(users_file, 0o600)
     assert form_login(browser("127.0.0.4"), "bob", PASSWORDS["bob"]).status_code == 302
     assert UserFile(users_file).check().keys() == {"alice", "bob"}
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o660, 0o606], ids=lambda mode: f"{mode:04o}")
+def test_a_session_key_others_can_read_or_write_is_refused(mode: int, tmp_path: Path) -> None:
+    """Whoever reads the session key can forge any user's session: a key others may read or write is refused,
+    naming the file and the fix; a new key is written 0600 from its first byte."""
+    from notification_emergency.dashboard.core import secret_key
+    from notification_emergency.errors import BadInput
+
+    key = secret_key(tmp_path)
+    path = tmp_path / "dashboard-secret.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and secret_key(tmp_path) == key
+    os.chmod(path, mode)
+    with pytest.raises(BadInput, match=rf"{path} can be read or changed by .* delete it .* or chmod 600"):
+        secret_key(tmp_path)

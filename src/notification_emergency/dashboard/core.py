@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ from notification_emergency.dashboard.probes import live_probe
 from notification_emergency.dashboard.sessions import SESSIONS_FILE, Sessions
 from notification_emergency.dashboard.users import UserFile
 from notification_emergency.errors import BadInput, ToolkitError
-from notification_emergency.paths import state_dir
+from notification_emergency.paths import readable_by_others, state_dir, writable_by_others
 from notification_emergency.store import EVENT_KINDS, EventStore, parse_time
 
 if TYPE_CHECKING:
@@ -60,14 +62,27 @@ def secret_key(home: Path) -> bytes:
     so sessions survive a restart of the dashboard. Deleting the file logs everybody out."""
     path = home / "dashboard-secret.key"
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError):
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except OSError:
         pass
+    else:
+        who = writable_by_others(mode) or readable_by_others(mode)
+        if who:  # whoever can read it can forge a session of any user; whoever can write it, choose the key
+            raise BadInput(
+                f"the dashboard's session key {path} can be read or changed by {who} (mode {mode & 0o777:04o}), "
+                f"who could forge any user's session; delete it (everyone logs in again) or chmod 600 {path}"
+            )
+        with suppress(ValueError):
+            return bytes.fromhex(text.strip())
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_bytes(32)
-        path.write_text(key.hex() + "\n")
-        path.chmod(0o600)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key.hex() + "\n")
+        os.replace(temporary, path)  # never a moment when the key is readable by others
         return key
     except OSError as exc:
         raise BadInput(

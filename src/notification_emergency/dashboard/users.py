@@ -38,7 +38,7 @@ import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from notification_emergency.errors import BadInput
-from notification_emergency.paths import state_dir
+from notification_emergency.paths import state_dir, writable_by_others
 
 USERS_ENV = "NOTIFICATION_EMERGENCY_DASHBOARD_USERS"
 ROLES = ("viewer", "operator")
@@ -105,10 +105,10 @@ class PasswordChecks:
 
 def check_mode(path: Path, mode: int) -> None:
     """Refuse a users file that its group or others may write (BadInput naming the file and the fix)."""
-    if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        who = "world" if mode & stat.S_IWOTH else "group"
+    who = writable_by_others(mode)
+    if who:
         raise BadInput(
-            f"the dashboard users file {path} is {who}-writable (mode {stat.S_IMODE(mode):04o}): whoever can write "
+            f"the dashboard users file {path} is writable by {who} (mode {stat.S_IMODE(mode):04o}): whoever can write "
             f"it can make themselves an operator, so it is not used. Check its content, then `chmod 600 {path}` "
             "(or 640 to let its group read it)"
         )
