@@ -59,6 +59,12 @@ class Mode(StrEnum):
     legacy = "legacy"
 
 
+# Upper bounds of the numeric options: a typo of a few digits is refused (exit 2), not an overflow or a
+# watch that never probes again.
+HOUR = 3600
+WEEK = 7 * 24 * HOUR
+MAX_ROWS = 100_000
+
 # -- options every command shares --------------------------------------------------------------------------
 
 Inventory = Annotated[
@@ -86,7 +92,7 @@ Store = Annotated[
     ),
 ]
 Timeout = Annotated[
-    int | None, typer.Option("--timeout", min=1, help="Cancel the playbook run after this many seconds.")
+    int | None, typer.Option("--timeout", min=1, max=WEEK, help="Cancel the playbook run after this many seconds.")
 ]
 
 
@@ -661,18 +667,21 @@ def explain(
 
 @app.command()
 def watch(
-    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between probe rounds.")] = 0.5,
-    fail_threshold: Annotated[int, typer.Option(min=1, help="Failed probes in a row that confirm a failure.")] = 2,
-    ok_threshold: Annotated[int, typer.Option(min=1, help="Good probes in a row that confirm recovery.")] = 2,
-    probe_timeout: Annotated[float, typer.Option(min=0.05, help="Seconds a probe may take.")] = 1.0,
+    interval: Annotated[float, typer.Option(min=0.05, max=HOUR, help="Seconds between probe rounds.")] = 0.5,
+    fail_threshold: Annotated[
+        int, typer.Option(min=1, max=1000, help="Failed probes in a row that confirm a failure.")
+    ] = 2,
+    ok_threshold: Annotated[int, typer.Option(min=1, max=1000, help="Good probes in a row that confirm recovery.")] = 2,
+    probe_timeout: Annotated[float, typer.Option(min=0.05, max=60, help="Seconds a probe may take.")] = 1.0,
     recover: Annotated[
         bool, typer.Option("--recover/--no-recover", help="Start auto-recover on a confirmed failure.")
     ] = True,
-    duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.1, max=WEEK, help="Stop after this many seconds.")] = None,
     deep_every: Annotated[
         float,
         typer.Option(
             min=0,
+            max=WEEK,
             help="Seconds between deep checks (the health playbook: pending queue, disk, processes), which see "
             "what probes cannot; 0 turns them off.",
         ),
@@ -765,7 +774,7 @@ def test_recovery(
     ] = None,
     run_all: Annotated[bool, typer.Option("--all", help="Run every drill of the catalogue.")] = False,
     list_faults: Annotated[bool, typer.Option("--list", help="List the drills and exit.")] = False,
-    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between the watch's probes.")] = 0.25,
+    interval: Annotated[float, typer.Option(min=0.05, max=HOUR, help="Seconds between the watch's probes.")] = 0.25,
     inventory: Inventory = None,
     limit: Limit = None,
     as_json: AsJson = False,
@@ -885,7 +894,9 @@ def record_run(
 @app.command()
 def events(
     since: Since = None,
-    limit: Annotated[int, typer.Option("--last", "-n", min=1, help="How many events, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--last", "-n", min=1, max=MAX_ROWS, help="How many events, newest first.")
+    ] = 50,
     kind: Annotated[
         list[str] | None,
         typer.Option(help="Only these kinds (repeatable): run, incident, action, emergency, notification, audit."),
@@ -1131,7 +1142,9 @@ def send_notification(
 @app.command()
 def notifications(
     since: Since = None,
-    limit: Annotated[int, typer.Option("--last", "-n", min=1, help="How many notifications, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--last", "-n", min=1, max=MAX_ROWS, help="How many notifications, newest first.")
+    ] = 50,
     attempts: Annotated[bool, typer.Option("--attempts", help="Show every delivery attempt too.")] = False,
     as_json: AsJson = False,
     store: Store = None,
@@ -1198,7 +1211,9 @@ def dashboard(
     remove_user: Annotated[
         str | None, typer.Option("--remove-user", metavar="NAME", help="Remove a user; exit.")
     ] = None,
-    probe_interval: Annotated[float, typer.Option(min=0.2, help="Seconds between direct probes of the hosts.")] = 2.0,
+    probe_interval: Annotated[
+        float, typer.Option(min=0.2, max=HOUR, help="Seconds between direct probes of the hosts.")
+    ] = 2.0,
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", help="Send the session cookie over HTTPS only (behind a TLS proxy).")
     ] = False,

@@ -215,3 +215,35 @@ def test_hostile_text_typed_by_a_person_arrives_exactly_as_typed(
     assert "reason" not in " ".join(command) and triggered_by not in " ".join(command), command
     extra = [arg for arg in command if arg.startswith("@")]
     assert len(extra) == 1 and not Path(extra[0][1:]).exists(), command
+
+
+NUMERIC_OPTIONS = [
+    ["events", "--last"],
+    ["notifications", "--last"],
+    ["status", "--timeout"],
+    ["activate-emergency", "--reason", "r", "--triggered-by", "a", "--level"],
+    ["rollback", "--max-fail-percentage"],
+    ["watch", "--interval"],
+    ["watch", "--fail-threshold"],
+    ["watch", "--ok-threshold"],
+    ["watch", "--probe-timeout"],
+    ["watch", "--duration"],
+    ["watch", "--deep-every"],
+    ["test-recovery", "--all", "--interval"],
+    ["dashboard", "--probe-interval"],
+    ["dashboard", "--port"],
+]
+
+
+@pytest.mark.parametrize("command", NUMERIC_OPTIONS, ids=lambda c: f"{c[0]} {c[-1]}")
+@pytest.mark.parametrize("value", ["99999999999999999999", "-1", "1e308", "nan", "inf", "0x10", "١٢"])
+def test_every_number_is_bounded_before_anything_runs(command: list[str], value: str, tmp_path: Path) -> None:
+    """A number of a few digits too many is refused (exit 2, naming the option), never an overflow deep in
+    SQLite or a sleep that never ends."""
+    inventory = [] if command[0] in ("events", "notifications") else ["-i", str(tmp_path / "nowhere")]
+    result = CliRunner().invoke(
+        app, [*command, value, *inventory], env={"NOTIFICATION_EMERGENCY_STATE_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 2, (command, value, result.exit_code, result.output[-500:])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert command[-1] in result.output or "inventory" in result.output, result.output[-500:]
