@@ -40,3 +40,20 @@ def writable_by_others(mode: int) -> str | None:
 def readable_by_others(mode: int) -> str | None:
     """Who besides its owner may read a file of this ``st_mode``, or None (for files holding secrets)."""
     return _who(mode, 0o040, 0o004)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable and writable by this user only (0600 from its first byte): a new
+    file in the same directory (created 0700 if missing), renamed over ``path``, so that nobody ever reads a
+    half-written file or one with looser permissions. Raises OSError."""
+    import tempfile
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mkstemp: mode 0600
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -39,7 +38,7 @@ from notification_emergency.dashboard.probes import live_probe
 from notification_emergency.dashboard.sessions import SESSIONS_FILE, Sessions
 from notification_emergency.dashboard.users import UserFile
 from notification_emergency.errors import BadInput, ToolkitError
-from notification_emergency.paths import readable_by_others, state_dir, writable_by_others
+from notification_emergency.paths import readable_by_others, state_dir, writable_by_others, write_private
 from notification_emergency.store import EVENT_KINDS, EventStore, parse_time
 
 if TYPE_CHECKING:
@@ -76,13 +75,8 @@ def secret_key(home: Path) -> bytes:
         with suppress(ValueError):
             return bytes.fromhex(text.strip())
     try:
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_bytes(32)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key.hex() + "\n")
-        os.replace(temporary, path)  # never a moment when the key is readable by others
+        write_private(path, key.hex() + "\n")  # never a moment when the key is readable by others
         return key
     except OSError as exc:
         raise BadInput(

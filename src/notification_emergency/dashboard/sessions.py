@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import secrets
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from notification_emergency.paths import write_private
 
 log = logging.getLogger("notification_emergency.dashboard")
 
@@ -72,16 +72,7 @@ class Sessions:
         self._live = dict(live[-MAX_SESSIONS:])
         text = json.dumps({"sessions": self._live}, sort_keys=True)
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=".dashboard-sessions-", dir=self.path.parent)
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                    stream.write(text)
-                os.chmod(temporary, 0o600)
-                os.replace(temporary, self.path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            write_private(self.path, text)
             info = self.path.stat()
             self._stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
         except OSError as exc:  # kept in memory: this process still knows, a restart would not

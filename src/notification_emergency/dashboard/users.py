@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from notification_emergency.errors import BadInput
-from notification_emergency.paths import state_dir, writable_by_others
+from notification_emergency.paths import state_dir, writable_by_others, write_private
 
 USERS_ENV = "NOTIFICATION_EMERGENCY_DASHBOARD_USERS"
 ROLES = ("viewer", "operator")
@@ -240,16 +239,7 @@ class UserFile:
         }
         text = HEADER + yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=".dashboard-users-", dir=self.path.parent)
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                    stream.write(text)
-                os.chmod(temporary, 0o600)
-                os.replace(temporary, self.path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            write_private(self.path, text)
         except OSError as exc:
             raise BadInput(
                 f"cannot write the dashboard users file {self.path}: {exc.strerror or exc}; choose another with --users"
