@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -138,7 +138,10 @@ def test_the_host_of_an_alert_becomes_the_recover_limit() -> None:
 # -- source plugins over real HTTP (fast) -----------------------------------------------------------------
 
 
-async def _exercise_sources(port: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _sources(port: int) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+    """Both source plugins serving on ``port`` (Alertmanager) and ``port + 1`` (webhook), token ``s3cret``;
+    yields an HTTP session and, once they stop, fills the mapping with the events each put on its queue."""
     import aiohttp
 
     alertmanager, webhook = load_source("notification_alertmanager"), load_source("notification_webhook")
@@ -148,8 +151,7 @@ async def _exercise_sources(port: int) -> dict[str, Any]:
         asyncio.create_task(alertmanager.main(am_queue, {"port": port, "token": "s3cret"})),
         asyncio.create_task(webhook.main(hook_queue, {"port": port + 1, "token": "s3cret"})),
     ]
-    auth = {"Authorization": "Bearer s3cret"}
-    statuses: dict[str, int] = {}
+    queued: dict[str, Any] = {}
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(100):
@@ -158,30 +160,35 @@ async def _exercise_sources(port: int) -> dict[str, Any]:
                         break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.05)
-            am, hook = f"http://127.0.0.1:{port}/alerts", f"http://127.0.0.1:{port + 1}/hook"
-            body = alertmanager_body(alert("NotificationWebDown", "h1"), alert("Other", "h2", status="resolved"))
-            for name, url, kwargs in [
-                ("am_ok", am, {"json": body, "headers": auth}),
-                ("am_no_token", am, {"json": body}),
-                ("am_bad_token", am, {"json": body, "headers": {"Authorization": "Bearer nope"}}),
-                ("am_not_json", am, {"data": b"{not json", "headers": auth}),
-                ("am_no_alerts", am, {"json": {"status": "firing"}, "headers": auth}),
-                ("hook_ok", hook, {"json": {"host": "h1", "action": "recover"}, "headers": auth}),
-                ("hook_no_token", hook, {"json": {"host": "h1"}}),
-                ("hook_not_json", hook, {"data": b"\xff\xfe", "headers": auth}),
-                ("hook_not_object", hook, {"json": [1, 2], "headers": auth}),
-            ]:
-                async with session.post(url, **kwargs) as response:
-                    statuses[name] = response.status
+            yield session, queued
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return {
-        "statuses": statuses,
-        "alert_events": [am_queue.get_nowait() for _ in range(am_queue.qsize())],
-        "hook_events": [hook_queue.get_nowait() for _ in range(hook_queue.qsize())],
-    }
+        queued["alert_events"] = [am_queue.get_nowait() for _ in range(am_queue.qsize())]
+        queued["hook_events"] = [hook_queue.get_nowait() for _ in range(hook_queue.qsize())]
+
+
+async def _exercise_sources(port: int) -> dict[str, Any]:
+    auth = {"Authorization": "Bearer s3cret"}
+    statuses: dict[str, int] = {}
+    async with _sources(port) as (session, queued):
+        am, hook = f"http://127.0.0.1:{port}/alerts", f"http://127.0.0.1:{port + 1}/hook"
+        body = alertmanager_body(alert("NotificationWebDown", "h1"), alert("Other", "h2", status="resolved"))
+        for name, url, kwargs in [
+            ("am_ok", am, {"json": body, "headers": auth}),
+            ("am_no_token", am, {"json": body}),
+            ("am_bad_token", am, {"json": body, "headers": {"Authorization": "Bearer nope"}}),
+            ("am_not_json", am, {"data": b"{not json", "headers": auth}),
+            ("am_no_alerts", am, {"json": {"status": "firing"}, "headers": auth}),
+            ("hook_ok", hook, {"json": {"host": "h1", "action": "recover"}, "headers": auth}),
+            ("hook_no_token", hook, {"json": {"host": "h1"}}),
+            ("hook_not_json", hook, {"data": b"\xff\xfe", "headers": auth}),
+            ("hook_not_object", hook, {"json": [1, 2], "headers": auth}),
+        ]:
+            async with session.post(url, **kwargs) as response:
+                statuses[name] = response.status
+    return {"statuses": statuses, **queued}
 
 
 def test_source_plugins_check_the_token_and_the_body() -> None:
@@ -216,45 +223,21 @@ async def _post_hostile(port: int, strings: list[str]) -> dict[str, Any]:
     reason, through both source plugins over real HTTP."""
     import json
 
-    import aiohttp
-
-    alertmanager, webhook = load_source("notification_alertmanager"), load_source("notification_webhook")
-    am_queue: asyncio.Queue[Any] = asyncio.Queue()
-    hook_queue: asyncio.Queue[Any] = asyncio.Queue()
-    tasks = [
-        asyncio.create_task(alertmanager.main(am_queue, {"port": port, "token": "s3cret"})),
-        asyncio.create_task(webhook.main(hook_queue, {"port": port + 1, "token": "s3cret"})),
-    ]
     headers = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
     statuses: list[int] = []
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port + 1}/"):
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            for text in strings:
-                firing = alert(text, text, severity="critical")
-                firing["annotations"] = {"summary": text}
-                for url, body in (
-                    (f"http://127.0.0.1:{port}/alerts", alertmanager_body(firing)),
-                    (f"http://127.0.0.1:{port + 1}/hook", {"host": text, "action": "recover", "reason": text}),
-                ):
-                    # lone surrogates as \ud800 escapes: valid JSON, as a hostile sender would write them
-                    data = json.dumps(body, ensure_ascii=True).encode()
-                    async with session.post(url, data=data, headers=headers) as response:
-                        statuses.append(response.status)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return {
-        "statuses": statuses,
-        "alert_events": [am_queue.get_nowait() for _ in range(am_queue.qsize())],
-        "hook_events": [hook_queue.get_nowait() for _ in range(hook_queue.qsize())],
-    }
+    async with _sources(port) as (session, queued):
+        for text in strings:
+            firing = alert(text, text, severity="critical")
+            firing["annotations"] = {"summary": text}
+            for url, body in (
+                (f"http://127.0.0.1:{port}/alerts", alertmanager_body(firing)),
+                (f"http://127.0.0.1:{port + 1}/hook", {"host": text, "action": "recover", "reason": text}),
+            ):
+                # lone surrogates as \ud800 escapes: valid JSON, as a hostile sender would write them
+                data = json.dumps(body, ensure_ascii=True).encode()
+                async with session.post(url, data=data, headers=headers) as response:
+                    statuses.append(response.status)
+    return {"statuses": statuses, **queued}
 
 
 def test_hostile_alert_text_stays_data(tmp_path: Path) -> None:
