@@ -264,21 +264,19 @@ def frozen(host: SandboxHost, program: str) -> Iterator[None]:
                 os.kill(pid, signal.SIGCONT)
 
 
-def test_a_second_mutating_command_stops_on_the_lock_and_ctrl_c_cancels(home: Path, sandbox_host: SandboxHost) -> None:
-    """A rollback holds the host lock; a backup started meanwhile exits 4 naming the holder. Then Ctrl-C
-    cancels the rollback (exit 130), and the next run takes the dead run's lock over and ends verified."""
+@contextmanager
+def rollback_holding_the_lock(home: Path, host: SandboxHost, actor: str) -> Iterator[subprocess.Popen[str]]:
+    """A `rollback --json` started by ``actor`` that holds the host lock while the test acts: with the web
+    processes frozen (SIGSTOP) its verification waits for them to answer. Killed at the end if still running."""
     env = {
         **os.environ,
         "NOTIFICATION_EMERGENCY_STATE_DIR": str(home),
-        "NOTIFICATION_EMERGENCY_INVENTORY": str(sandbox_host.box.inventory),
-        "NOTIFICATION_EMERGENCY_ACTOR": "first-operator",
+        "NOTIFICATION_EMERGENCY_INVENTORY": str(host.box.inventory),
+        "NOTIFICATION_EMERGENCY_ACTOR": actor,
     }
-    lock = sandbox_host.root / "state" / "toolkit.lock"
-    # The rollback of one host takes a few seconds: with the web processes frozen (SIGSTOP) its verification
-    # waits for them to answer, so the rollback is still running, holding the lock, when the backup and the
-    # Ctrl-C come.
-    with frozen(sandbox_host, "notification-web"):
-        first = subprocess.Popen(
+    lock = host.root / "state" / "toolkit.lock"
+    with frozen(host, "notification-web"):
+        rollback = subprocess.Popen(
             [CLI, "rollback", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
         )
         try:
@@ -286,19 +284,27 @@ def test_a_second_mutating_command_stops_on_the_lock_and_ctrl_c_cancels(home: Pa
             while not lock.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert lock.exists(), "the rollback took the lock"
-            second = cli(home, sandbox_host, "backup", "--json")
-            data = as_json(second)
-            assert second.returncode == 4, (second.stdout, second.stderr)
-            assert "locked by another run" in data["message"] and "first-operator" in data["message"], data["message"]
-            assert lock.exists(), "the refused run left the holder's lock alone"
-            assert first.poll() is None, "the rollback is still running"
-            first.send_signal(signal.SIGINT)
-            out, err = first.communicate(timeout=120)
-            assert first.returncode == 130, (first.returncode, out[-2000:], err[-2000:])
-            assert "Traceback" not in err
+            yield rollback
         finally:
-            if first.poll() is None:
-                first.kill()
+            if rollback.poll() is None:
+                rollback.kill()
+
+
+def test_a_second_mutating_command_stops_on_the_lock_and_ctrl_c_cancels(home: Path, sandbox_host: SandboxHost) -> None:
+    """A rollback holds the host lock; a backup started meanwhile exits 4 naming the holder. Then Ctrl-C
+    cancels the rollback (exit 130), and the next run takes the dead run's lock over and ends verified."""
+    lock = sandbox_host.root / "state" / "toolkit.lock"
+    with rollback_holding_the_lock(home, sandbox_host, "first-operator") as first:
+        second = cli(home, sandbox_host, "backup", "--json")
+        data = as_json(second)
+        assert second.returncode == 4, (second.stdout, second.stderr)
+        assert "locked by another run" in data["message"] and "first-operator" in data["message"], data["message"]
+        assert lock.exists(), "the refused run left the holder's lock alone"
+        assert first.poll() is None, "the rollback is still running"
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 130, (first.returncode, out[-2000:], err[-2000:])
+        assert "Traceback" not in err
     runs = {run["action"]: run for run in store_of(home).runs()}
     assert runs["rollback"]["status"] == "canceled" and runs["backup"]["status"] == "failed"
     again = cli(home, sandbox_host, "rollback", "--json")
@@ -355,27 +361,10 @@ def test_a_killed_cli_leaves_no_playbook_running_and_no_run_running(
     like Ctrl-C and records the run canceled (exit 130). SIGKILL cannot be caught: ansible-playbook stops by
     itself (the notification_guard callback), and the run shows abandoned, then is recorded so by the next
     command, which names it in `status`."""
-    env = {
-        **os.environ,
-        "NOTIFICATION_EMERGENCY_STATE_DIR": str(home),
-        "NOTIFICATION_EMERGENCY_INVENTORY": str(sandbox_host.box.inventory),
-    }
-    lock = sandbox_host.root / "state" / "toolkit.lock"
-    with frozen(sandbox_host, "notification-web"):  # the rollback's verification waits: it is still running
-        first = subprocess.Popen(
-            [CLI, "rollback", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not lock.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert lock.exists(), "the rollback took the lock"
-            assert _processes_started_by(first.pid), "ansible-playbook runs, marked with the CLI's pid"
-            first.send_signal(signum)
-            out, err = first.communicate(timeout=120)
-        finally:
-            if first.poll() is None:
-                first.kill()
+    with rollback_holding_the_lock(home, sandbox_host, "pytest-operator") as first:
+        assert _processes_started_by(first.pid), "ansible-playbook runs, marked with the CLI's pid"
+        first.send_signal(signum)
+        out, err = first.communicate(timeout=120)
         left = _wait_gone(first.pid, 30)
         assert not left, f"ansible-playbook outlived the CLI killed by {signum.name}: {left}"
     run = next(run for run in store_of(home).runs() if run["action"] == "rollback")
