@@ -246,4 +246,7 @@ def test_every_number_is_bounded_before_anything_runs(command: list[str], value:
     )
     assert result.exit_code == 2, (command, value, result.exit_code, result.output[-500:])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert command[-1] in result.output or "inventory" in result.output, result.output[-500:]
+    if value == "١٢":  # twelve in Arabic-Indic digits: a number Python reads, refused where 12 is out of range
+        assert command[-1] in result.output or "inventory" in result.output or "event store" in result.output
+    else:
+        assert command[-1] in result.output, (command, value, result.output[-500:])
