@@ -31,9 +31,16 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "APP_PRIORITY",
     "CATALOGUE",
+    "CHECK_COMPONENTS",
+    "COMPONENTS",
     "ESCALATION",
+    "FAILURE_COMPONENT",
     "LEVELS",
+    "LEVEL_PRIORITY",
+    "PRIORITIES",
+    "RESTARTABLE_COMPONENTS",
     "STATUSES",
     "STEPS",
     "UNKNOWN",
@@ -215,6 +222,7 @@ STEPS: dict[str, dict[str, Any]] = {
 # the check's error and evidence; evidence: {dotted path: accepted values}) or "messages" (regexes, case
 # insensitive). "level" on a signal overrides the type's base_level. "explains": the types this one is the
 # root cause of, optionally only when the explained type's checks all have one of "when_reasons".
+# "component": the service component (COMPONENTS) the type takes down, or None.
 # "context": components whose status the detail text mentions ("... while web is healthy"). unknown has no
 # signals: classify gives it the non-healthy checks no other signal claimed (signal id "unclaimed_check").
 
@@ -226,6 +234,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "web_service_down": {
         "title": "Web service down",
         "description": "The web application does not serve: its /health check, port or process failed, or 5xx errors.",
+        "component": "web",
         "base_level": 1,
         "signals": [
             {
@@ -249,6 +258,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "database_unavailable": {
         "title": "Database unavailable",
         "description": "The notifications database does not answer queries or refuses writes.",
+        "component": "database",
         "base_level": 1,
         "signals": [
             {
@@ -281,6 +291,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "configuration_error": {
         "title": "Configuration error",
         "description": "config.yml is missing, changed from the deployed one, or rejected by the service.",
+        "component": None,
         "base_level": 2,
         "signals": [
             {
@@ -314,6 +325,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "redis_unavailable": {
         "title": "Redis unavailable",
         "description": "Redis (message queue and pending store) does not answer PING or refuses commands.",
+        "component": "redis",
         "base_level": 2,
         "signals": [
             {
@@ -347,6 +359,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             "Real-time delivery is down: a websocket-component check (handshake, port, process) failed. "
             "When the web failed too, it is suppressed under web_service_down (a whole-service outage)."
         ),
+        "component": "websocket",
         "base_level": 2,
         "context": ["web"],
         "signals": [
@@ -375,6 +388,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "template_error": {
         "title": "Template error",
         "description": "Pages fail to render: the active template set is missing or changed, or Jinja2 errors.",
+        "component": None,
         "base_level": 3,
         "signals": [
             {
@@ -407,6 +421,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "delivery_backlog": {
         "title": "Delivery backlog",
         "description": "Pending notifications pile up: the pending queue is too long or too old.",
+        "component": "websocket",
         "base_level": 3,
         "signals": [
             {
@@ -429,6 +444,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "disk_pressure": {
         "title": "Disk pressure",
         "description": "Free disk space is under the threshold on the service's filesystem.",
+        "component": None,
         "base_level": 3,
         "signals": [
             {
@@ -462,6 +478,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "performance_degradation": {
         "title": "Performance degradation",
         "description": "Checks answer over their latency threshold: level 3 when a critical check is slow, else 4.",
+        "component": None,
         "base_level": 4,
         "signals": [
             {
@@ -496,12 +513,38 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             "A failed or degraded check that no signal of another type claims. Its level comes from the "
             "affected users: base level 3, raised like every type by ESCALATION."
         ),
+        "component": None,
         "base_level": 3,
         "signals": [],
         "explains": [],
         "plan": ["escalate"],
     },
 }
+
+# -- the vocabulary: priorities and components ---------------------------------------------------------------
+# The one place for these names: the notifier, the channels, the CLI, the dashboard and the filters import them.
+
+# A notification's priority is the name of its emergency level: critical, high, medium, low.
+PRIORITIES: tuple[str, ...] = tuple(str(LEVELS[level]["name"]) for level in sorted(LEVELS))
+LEVEL_PRIORITY: dict[int, str] = {level: str(info["name"]) for level, info in LEVELS.items()}
+# The reference application's priorities (reference_app/notification_service/names.py) for the toolkit's.
+APP_PRIORITY: dict[str, str] = {"critical": "critical", "high": "high", "medium": "normal", "low": "low"}
+
+# The notification service's components (docs/health-result.md): a failure type's "component" is the one it
+# takes down, the one a notification channel must not depend on.
+COMPONENTS: tuple[str, ...] = ("web", "websocket", "redis", "database")
+# What a health check names as its component: the service's components, its files, the disk and the host.
+CHECK_COMPONENTS: tuple[str, ...] = (*COMPONENTS, "config", "templates", "disk", "host")
+# failure type -> the component it takes down (only the types that take one down).
+FAILURE_COMPONENT: dict[str, str] = {
+    name: str(entry["component"]) for name, entry in CATALOGUE.items() if entry["component"] is not None
+}
+# The components a recovery step restarts (restart_services.yml's choices), in COMPONENTS order.
+RESTARTABLE_COMPONENTS: tuple[str, ...] = tuple(
+    component
+    for component in COMPONENTS
+    if any(component in step["action"].get("extra_vars", {}).get("components", ()) for step in STEPS.values())
+)
 
 _CHECK_MATCHER_KEYS = frozenset({"component", "kind", "status", "reason", "reason_not", "critical", "text", "evidence"})
 
@@ -525,7 +568,11 @@ def _validate_catalogue() -> dict[str, re.Pattern[str]]:
         action = step["action"]
         if ("playbook" in action) == ("notify" in action):
             raise CatalogueError(f"step {step_id}: action needs exactly one of playbook or notify")
+    if tuple(APP_PRIORITY) != PRIORITIES:
+        raise CatalogueError(f"APP_PRIORITY must map each priority ({', '.join(PRIORITIES)}), in that order")
     for name, entry in CATALOGUE.items():
+        if entry["component"] is not None and entry["component"] not in COMPONENTS:
+            raise CatalogueError(f"type {name}: component {entry['component']} is not one of {', '.join(COMPONENTS)}")
         if entry["base_level"] not in LEVELS:
             raise CatalogueError(f"type {name}: base_level {entry['base_level']} is not a level")
         for step_id in entry["plan"]:
@@ -546,6 +593,8 @@ def _validate_catalogue() -> dict[str, re.Pattern[str]]:
             unknown_keys = set(matcher) - _CHECK_MATCHER_KEYS
             if unknown_keys:
                 raise CatalogueError(f"{where}: unknown matcher keys {sorted(unknown_keys)}")
+            if not set(matcher.get("component", ())) <= set(CHECK_COMPONENTS):
+                raise CatalogueError(f"{where}: a matched component is not one of {', '.join(CHECK_COMPONENTS)}")
             if "text" in matcher:
                 compiled[f"{where}/text"] = _compile(matcher["text"], where)
             for index, pattern in enumerate(signal.get("messages", [])):

@@ -42,14 +42,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import requests
 import yaml
 
+from notification_emergency.catalogue import APP_PRIORITY, COMPONENTS, FAILURE_COMPONENT, PRIORITIES
 from notification_emergency.errors import BadInput
 from notification_emergency.paths import readable_by_others, writable_by_others
 
 if TYPE_CHECKING:
     from notification_emergency.api import EmergencyToolkit
 
-PRIORITIES = ("critical", "high", "medium", "low")
-COMPONENTS = ("web", "websocket", "redis", "database")
 USERS = "users"
 FILE = "file"
 BUILTIN = (USERS, FILE)
@@ -57,16 +56,8 @@ CHANNELS_ENV = "NOTIFICATION_EMERGENCY_CHANNELS"
 CHANNEL_ENV_PREFIX = "NOTIFICATION_EMERGENCY_CHANNEL_"
 DOCS = "docs/notifications.md"
 
-# A failure type of the catalogue, given as a failed component, names the component it breaks.
-FAILURE_COMPONENT = {
-    "web_service_down": "web",
-    "websocket_service_down": "websocket",
-    "redis_unavailable": "redis",
-    "database_unavailable": "database",
-    "delivery_backlog": "websocket",
-}
-# The application's priorities (reference_app/notification_service/db.py) for the toolkit's.
-APP_PRIORITY = {"critical": "critical", "high": "high", "medium": "normal", "low": "low"}
+# PRIORITIES, COMPONENTS, FAILURE_COMPONENT (a failure type given as a failed component names the component it
+# takes down) and APP_PRIORITY (the application's priorities for the toolkit's) come from the catalogue.
 
 # Schemes whose host part is a server name (kept when masked); in the others (slack://, pagerduty://,
 # discord:// ...) the "host" is itself a token.

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from notification_emergency import channels as ch
+from notification_emergency.catalogue import LEVEL_PRIORITY, PRIORITIES
 from notification_emergency.channels import (
     FILE,
-    PRIORITIES,
     USERS,
     ChannelConfig,
     DeliveryError,
@@ -48,8 +48,6 @@ from notification_emergency.store import EventStore
 
 if TYPE_CHECKING:
     from notification_emergency.api import EmergencyToolkit
-
-LEVEL_PRIORITY = {1: "critical", 2: "high", 3: "medium", 4: "low"}
 
 log = logging.getLogger(__name__)
 
