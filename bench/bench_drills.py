@@ -23,7 +23,7 @@ from common import print_figures, sandbox, write_results
 
 from notification_emergency.api import EmergencyToolkit
 from notification_emergency.drills import run_drill, run_fleet_drill
-from notification_emergency.watch import probe, targets
+from notification_emergency.watch import probe
 from tests.conftest import VENV_BIN
 
 
@@ -34,7 +34,7 @@ def median(values: list[float | None]) -> float | None:
 
 def floor(toolkit: EmergencyToolkit, host: str) -> float:
     """A bare restart of the WebSocket process plus the first healthy probe: what no recovery can beat."""
-    [target] = targets(toolkit, host)
+    [target] = toolkit.fleet.targets(host)
     started = time.monotonic()
     subprocess.run(
         [

@@ -25,7 +25,8 @@ import yaml
 from common import median_of, print_figures, write_results
 
 from notification_emergency.errors import BadInput
-from notification_emergency.runner import Inventory, load_inventory, resolve_limit, write_extra_vars
+from notification_emergency.inputs import write_extra_vars
+from notification_emergency.inventory import Inventory, load_inventory, resolve_limit
 
 PATTERNS = {
     "no limit": None,

@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from notification_emergency.runner import playbook_spec  # noqa: E402
+from notification_emergency.inputs import playbook_spec  # noqa: E402
 
 OUTPUT = ROOT / "awx" / "job_templates.yml"
 PREFIX = "notification-emergency"

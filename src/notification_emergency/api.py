@@ -15,44 +15,28 @@ its outcome recorded in the event store with the audit trail, and a typed :class
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import socket
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from contextlib import suppress
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from notification_emergency import catalogue
-from notification_emergency.errors import (
-    EXIT_CANCELLED,
-    EXIT_FAILED,
-    EXIT_LOCKED,
-    EXIT_OK,
-    EXIT_TIMEOUT,
-    EXIT_UNHEALTHY,
-    BadInput,
-)
+from notification_emergency.errors import EXIT_FAILED, EXIT_OK, EXIT_UNHEALTHY, BadInput
+from notification_emergency.inputs import validate_inputs
+from notification_emergency.inventory import Fleet, Inventory
+from notification_emergency.operations import Operations
 from notification_emergency.paths import state_dir
-from notification_emergency.process import current_owner
-from notification_emergency.runner import (
-    Event,
-    Inventory,
-    RunResult,
-    check_extra_vars,
-    load_inventory,
-    resolve_limit,
-    run_playbook,
-    validate_inputs,
-)
+from notification_emergency.results import ActionResult
+from notification_emergency.runner import Event
+from notification_emergency.timeutil import utc_now
 
 if TYPE_CHECKING:
-    from notification_emergency.engine import Policy
+    from notification_emergency.engine import Policy, RecoveryEngine
     from notification_emergency.notifier import Notifier
     from notification_emergency.store import EventStore
+    from notification_emergency.watch import OnFailure, Watcher
 
 Inputs = Mapping[str, Any]
 
@@ -60,47 +44,6 @@ Inputs = Mapping[str, Any]
 def default_actor() -> str:
     """Who acts: ``NOTIFICATION_EMERGENCY_ACTOR`` (AWX, the dashboard pass theirs), else user@host."""
     return os.environ.get("NOTIFICATION_EMERGENCY_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class ActionResult:
-    """The outcome of one API action; ``to_json()`` is the documented ``--json`` shape of the CLI."""
-
-    action: str
-    ok: bool
-    exit_code: int
-    message: str
-    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # per host: status plus what the action says
-    run: RunResult | None = None
-    report: dict[str, Any] | None = None
-    data: dict[str, Any] = field(default_factory=dict)  # action-specific (incidents opened, statistics, files)
-
-    def to_json(self) -> dict[str, Any]:
-        run = None
-        if self.run is not None:
-            run = {
-                "run_id": self.run.run_id,
-                "playbook": self.run.playbook,
-                "status": self.run.status,
-                "rc": self.run.rc,
-                "duration_s": round(self.run.duration_s, 3),
-                "artifact_dir": str(self.run.artifact_dir),
-                "recap": {host: asdict(recap) for host, recap in self.run.hosts.items()},
-            }
-        return {
-            "action": self.action,
-            "ok": self.ok,
-            "exit_code": self.exit_code,
-            "message": self.message,
-            "hosts": self.hosts,
-            "run": run,
-            **({"report": self.report} if self.report is not None else {}),
-            **self.data,
-        }
 
 
 class EmergencyToolkit:
@@ -124,16 +67,21 @@ class EmergencyToolkit:
         cancel: Callable[[], bool] | None = None,
         verbosity: int = 0,
     ) -> None:
-        self._inventory_arg = inventory
-        self._inventory: Inventory | None = None
+        self.fleet = Fleet(inventory)
         self._store_arg = store
         self._store: EventStore | None = None
         self.actor = actor or default_actor()
         self.home = home or state_dir()
-        self.timeout = timeout
-        self.on_event = on_event
-        self.cancel = cancel
-        self.verbosity = verbosity
+        self.ops = Operations(
+            self.fleet,
+            lambda: self.store,
+            actor=self.actor,
+            home=self.home,
+            timeout=timeout,
+            on_event=on_event,
+            cancel=cancel,
+            verbosity=verbosity,
+        )
 
     @property
     def store(self) -> EventStore:
@@ -150,114 +98,11 @@ class EmergencyToolkit:
 
     @property
     def inventory(self) -> Inventory:
-        if self._inventory is None:
-            self._inventory = load_inventory(self._inventory_arg)
-        return self._inventory
+        return self.fleet.inventory
 
     def hosts(self, limit: str | None = None) -> list[str]:
-        """The managed hosts a run with ``limit`` targets (refuses an unknown name)."""
-        return resolve_limit(self.inventory, limit)
-
-    # -- the one way a playbook runs -------------------------------------------------------------------
-
-    def _playbook(
-        self,
-        action: str,
-        playbook: str,
-        inputs: Inputs,
-        *,
-        limit: str | None,
-        check: bool = False,
-        diff: bool = False,
-        incident_id: int | None = None,
-    ) -> tuple[RunResult, dict[str, Any] | None]:
-        given = {name: value for name, value in inputs.items() if value is not None}
-        validated = validate_inputs(playbook, given)
-        targets = self.hosts(limit)
-        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{action}-{uuid.uuid4().hex[:8]}"
-        reports = self.home / "reports"
-        extra_vars = {
-            **validated,
-            "notification_run_id": run_id,
-            "notification_run_owner": self.actor,
-            "notification_reports_dir": str(reports),
-        }
-        check_extra_vars(extra_vars)  # the actor too: refused before anything is recorded
-        self.store.reconcile_runs()
-        self.store.start_run(
-            run_id,
-            action=action,
-            playbook=playbook,
-            actor=self.actor,
-            inputs=validated,
-            limit=limit,
-            check=check,
-            incident_id=incident_id,
-            owner=current_owner(),
-        )
-        self.store.audit(
-            actor=self.actor,
-            action=f"{action} started",
-            target=",".join(targets),
-            details={"run_id": run_id, "playbook": playbook, "inputs": validated, "check": check},
-        )
-        run = run_playbook(
-            playbook,
-            inventory=list(self.inventory.sources),
-            limit=",".join(targets),
-            extra_vars=extra_vars,
-            check=check,
-            diff=diff,
-            timeout=self.timeout,
-            artifacts_root=self.home / "artifacts",
-            run_id=run_id,
-            on_event=self.on_event,
-            cancel=self.cancel,
-            verbosity=self.verbosity,
-        )
-        report = run.stats.get("notification_run_report")
-        hosts = {host: asdict(recap) for host, recap in run.hosts.items()}
-        self.store.finish_run(run_id, status=run.status, rc=run.rc, hosts=hosts, report=report)
-        self.store.audit(
-            actor=self.actor,
-            action=f"{action} {run.status}",
-            target=",".join(targets),
-            details={"run_id": run_id, "rc": run.rc, "failed_hosts": run.failed_hosts},
-        )
-        return run, report
-
-    def _mutating(
-        self,
-        action: str,
-        playbook: str,
-        inputs: Inputs,
-        *,
-        limit: str | None,
-        check: bool,
-        diff: bool,
-        done: str,
-    ) -> ActionResult:
-        run, report = self._playbook(action, playbook, inputs, limit=limit, check=check, diff=diff)
-        rows = {row["host"]: row for row in (report or {}).get("hosts", [])}
-        for host in run.hosts:
-            rows.setdefault(host, {"host": host, "status": "ok" if host not in run.failed_hosts else "failed"})
-        locked = sorted(host for host, row in rows.items() if row.get("status") == "locked")
-        exit_code = _exit_code(run)
-        if locked:
-            exit_code = EXIT_LOCKED
-        failed = sorted(host for host, row in rows.items() if row.get("status") not in ("ok",))
-        if exit_code == EXIT_OK:
-            message = f"{done} on {len(rows)} host{'s' if len(rows) != 1 else ''}" + (" (check mode)" if check else "")
-        elif locked:
-            message = f"{action} stopped: {', '.join(locked)} locked by another run; " + "; ".join(
-                rows[h].get("error", "") for h in locked
-            )
-        else:
-            message = f"{action} {run.status}: " + (
-                "; ".join(f"{h}: {rows[h].get('error', rows[h].get('status'))}" for h in failed)
-                or f"ansible-playbook ended with rc {run.rc}"
-            )
-        return ActionResult(action, exit_code == EXIT_OK, exit_code, message, rows, run, report)
+        """The managed hosts a run with ``limit`` targets (refuses a limit that matches nothing)."""
+        return self.fleet.hosts(limit)
 
     # -- read-only -------------------------------------------------------------------------------------
 
@@ -276,55 +121,25 @@ class EmergencyToolkit:
 
         ``started_at``/``detected_at``: when the failure began and was detected, if known (the watch's first
         failed probe and its confirmation); by default both are the start of this check."""
-        started = detected_at or _now()
-        inputs = {"affected_users": affected_users, "messages": messages, "health_check_fail_on_failure": False}
-        run, _report = self._playbook(action, "health_check.yml", inputs, limit=limit)
-        health: dict[str, dict[str, Any]] = run.stats.get("notification_health") or {}
-        hosts: dict[str, dict[str, Any]] = {}
-        for host in sorted(set(run.hosts) | set(health)):
-            if host in health:
-                hosts[host] = {"status": health[host]["overall"], **health[host]}
-            else:
-                hosts[host] = {"status": "unreachable" if host in run.failed_hosts else "unknown", "level": None}
-        incidents: list[int] = []
-        if record_incidents:
-            classified = _now()
-            for host, row in hosts.items():
-                if row.get("primary"):
-                    row["incident"] = self.store.open_incident(
-                        failure_type=row["primary"],
-                        level=int(row["level"]),
-                        hosts=[host],
-                        summary=row.get("summary", ""),
-                        started_at=started_at.get(host) if isinstance(started_at, Mapping) else started_at,
-                        detected_at=started,
-                        classified_at=classified,
-                        source=action,
-                    )
-                    incidents.append(row["incident"])
-        unhealthy = sorted(h for h, row in hosts.items() if row["status"] != "healthy")
-        levels = [int(row["level"]) for row in hosts.values() if row.get("level")]
-        if run.status != "successful" and not health:
-            exit_code = _exit_code(run)
-            message = f"{action} {run.status}: no health result (rc {run.rc})"
-        elif unhealthy:
-            exit_code = EXIT_UNHEALTHY
-            worst = min(levels) if levels else None
-            message = f"{len(unhealthy)} of {len(hosts)} hosts not healthy: {', '.join(unhealthy)}" + (
-                f"; level {worst} {catalogue.LEVELS[worst]['name']}" if worst else ""
-            )
-        else:
-            exit_code = EXIT_OK
-            message = "the host is healthy" if len(hosts) == 1 else f"all {len(hosts)} hosts healthy"
-        return ActionResult(
-            action,
-            exit_code == EXIT_OK,
-            exit_code,
-            message,
-            hosts,
-            run,
-            data={"incidents": sorted(set(incidents))},
+        return self.ops.health_check(
+            limit,
+            affected_users=affected_users,
+            messages=messages,
+            record_incidents=record_incidents,
+            action=action,
+            started_at=started_at,
+            detected_at=detected_at,
         )
+
+    def verify(
+        self,
+        limit: str | None = None,
+        *,
+        expected_mode: str | None = None,
+        verify_delivery: bool | None = None,
+    ) -> ActionResult:
+        """Assert that each host is in the expected mode and healthy (read-only)."""
+        return self.ops.verify(limit, expected_mode=expected_mode, verify_delivery=verify_delivery)
 
     def status(self, limit: str | None = None) -> ActionResult:
         """Mode, emergency state, health and level of each host, plus the open incidents."""
@@ -333,7 +148,7 @@ class EmergencyToolkit:
         # runs whose process died in the last day (reconciled by the run above): a human should look at those hosts
         result.data["abandoned_runs"] = [
             {key: run[key] for key in ("run_id", "action", "actor", "limit", "started_at", "finished_at", "owner")}
-            for run in self.store.runs(since=_now() - timedelta(days=1), limit=200)
+            for run in self.store.runs(since=utc_now() - timedelta(days=1), limit=200)
             if run["status"] == "abandoned"
         ]
         return result
@@ -341,9 +156,9 @@ class EmergencyToolkit:
     def quick_status(self, limit: str | None = None, timeout: float = 2.0) -> ActionResult:
         """Every host probed directly from here (GET /health, the page, the WebSocket /health), all at once:
         no playbook, so seconds for a fleet; no classification and no incident (``status`` does those)."""
-        from notification_emergency.watch import probe_fleet, targets
+        from notification_emergency.watch import probe_fleet
 
-        probes = probe_fleet(targets(self, limit), timeout)
+        probes = probe_fleet(self.fleet.targets(limit), timeout)
         hosts = {
             answer.host: {
                 "status": answer.status,
@@ -360,29 +175,6 @@ class EmergencyToolkit:
             else f"{len(bad)} of {len(hosts)} hosts not healthy (direct probe): {', '.join(bad)}"
         )
         return ActionResult("status", not bad, EXIT_OK if not bad else EXIT_UNHEALTHY, message, hosts)
-
-    def verify(
-        self,
-        limit: str | None = None,
-        *,
-        expected_mode: str | None = None,
-        verify_delivery: bool | None = None,
-    ) -> ActionResult:
-        """Assert that each host is in the expected mode and healthy (read-only)."""
-        run, _report = self._playbook(
-            "verify",
-            "verify.yml",
-            {"expected_mode": expected_mode, "verify_delivery": verify_delivery},
-            limit=limit,
-        )
-        hosts = {host: {"status": "failed" if host in run.failed_hosts else "ok"} for host in run.hosts}
-        exit_code = EXIT_OK if run.ok else (EXIT_UNHEALTHY if run.status == "failed" else _exit_code(run))
-        message = (
-            f"{len(hosts)} hosts verified in mode {expected_mode or 'websocket'}"
-            if run.ok
-            else f"verification failed on {', '.join(run.failed_hosts) or 'the run'}"
-        )
-        return ActionResult("verify", run.ok, exit_code, message, hosts, run)
 
     # -- mutating --------------------------------------------------------------------------------------
 
@@ -409,7 +201,7 @@ class EmergencyToolkit:
         validate_inputs("emergency_activate.yml", {"reason": reason, "triggered_by": triggered_by, "level": level})
         self.hosts(limit)
         notifier = self._emergency_notifier(notify and not check)
-        result = self._mutating(
+        result = self.ops.mutating(
             "activate-emergency",
             "emergency_activate.yml",
             {"reason": reason, "triggered_by": triggered_by, "level": level},
@@ -458,7 +250,7 @@ class EmergencyToolkit:
         validate_inputs("emergency_deactivate.yml", {"resolved_by": resolved_by})
         self.hosts(limit)
         notifier = self._emergency_notifier(notify and not check)
-        result = self._mutating(
+        result = self.ops.mutating(
             "deactivate-emergency",
             "emergency_deactivate.yml",
             {"resolved_by": resolved_by},
@@ -498,75 +290,19 @@ class EmergencyToolkit:
         self, *, label: str | None = None, limit: str | None = None, check: bool = False, diff: bool = False
     ) -> ActionResult:
         """A verified, checksummed backup of everything a rollback or restore touches."""
-        return self._mutating(
+        return self.ops.mutating(
             "backup", "backup.yml", {"backup_label": label}, limit=limit, check=check, diff=diff, done="backed up"
         )
 
     def record_run(self, report_file: str | Path) -> ActionResult:
         """Record in the store a run launched without the CLI (AWX, EDA, ansible-playbook), from the report the
-        playbook wrote: the run with its hosts, and the audit entries the CLI would have written. A run that is
-        recorded already (the CLI records its own) is left as it is."""
-        path = Path(report_file)
-        try:
-            report = json.loads(path.read_text())
-            run_id, playbook = str(report["run_id"]), str(report["playbook"])
-            rows = {str(row["host"]): row for row in report.get("hosts") or []}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BadInput(
-                f"{path} is not a run report of the playbooks ({type(exc).__name__}: {exc}); give the JSON file a "
-                "playbook wrote into its reports directory"
-            ) from None
-        if self.store.run(run_id) is not None:
-            return ActionResult("record-run", True, EXIT_OK, f"run {run_id} was recorded already")
-        actor = str(report.get("owner") or self.actor)
-        action = playbook.removesuffix(".yml")
-        failed = sorted(host for host, row in rows.items() if row.get("status") != "ok")
-        status = "failed" if failed else "successful"
-        from notification_emergency.store import parse_time
-
-        started = parse_time(report.get("started_at")) or parse_time(report.get("finished_at"))
-        finished = parse_time(report.get("finished_at"))
-        self.store.start_run(
-            run_id,
-            action=action,
-            playbook=playbook,
-            actor=actor,
-            inputs={},
-            limit=",".join(rows),
-            check=bool(report.get("check_mode")),
-            started_at=started,
-        )
-        self.store.audit(
-            actor=actor, action=f"{action} started", target=",".join(rows), details={"run_id": run_id}, at=started
-        )
-        self.store.finish_run(
-            run_id,
-            status=status,
-            rc=0 if not failed else 2,
-            hosts={host: {"status": row.get("status"), "line": row.get("line")} for host, row in rows.items()},
-            report=report,
-            finished_at=finished,
-        )
-        self.store.audit(
-            actor=actor,
-            action=f"{action} {status}",
-            target=",".join(rows),
-            details={"run_id": run_id, "failed_hosts": failed},
-            at=finished,
-        )
-        return ActionResult(
-            "record-run",
-            True,
-            EXIT_OK,
-            f"recorded run {run_id} of {playbook} by {actor}: {status}",
-            {host: {"status": row.get("status")} for host, row in rows.items()},
-            report=report,
-        )
+        playbook wrote (see :meth:`Operations.record_run`)."""
+        return self.ops.record_run(report_file)
 
     def drain_backlog(self, *, limit: str | None = None, check: bool = False, diff: bool = False) -> ActionResult:
         """Move the pending WebSocket backlog into the flash store (each shown once on the user's next page).
         Touches data: the engine never runs it; an operator does, when a delivery backlog was escalated."""
-        return self._mutating(
+        return self.ops.mutating(
             "drain-backlog", "drain_backlog.yml", {}, limit=limit, check=check, diff=diff, done="drained"
         )
 
@@ -580,7 +316,7 @@ class EmergencyToolkit:
         diff: bool = False,
     ) -> ActionResult:
         """Roll back to the legacy flash-message mode, losing no notification."""
-        return self._mutating(
+        return self.ops.mutating(
             "rollback",
             "rollback_to_legacy.yml",
             {"rollback_serial": serial, "rollback_max_fail_percentage": max_fail_percentage},
@@ -601,7 +337,7 @@ class EmergencyToolkit:
         diff: bool = False,
     ) -> ActionResult:
         """Back to WebSocket mode (the roll-forward), or restore a named backup (``latest`` for the newest)."""
-        return self._mutating(
+        return self.ops.mutating(
             "restore",
             "restore.yml",
             {"restore_backup": backup, "restore_database": database, "restore_serial": serial},
@@ -621,7 +357,7 @@ class EmergencyToolkit:
         diff: bool = False,
     ) -> ActionResult:
         """Restart components host by host, each host healthy before the next."""
-        return self._mutating(
+        return self.ops.mutating(
             "restart",
             "restart_services.yml",
             {"components": components, "restart_serial": serial},
@@ -643,17 +379,49 @@ class EmergencyToolkit:
         policy: Policy | None = None,
     ) -> ActionResult:
         """Check, classify, run each unhealthy host's plan step by step (verified), escalate when exhausted."""
-        from notification_emergency.engine import RecoveryEngine
-
-        return RecoveryEngine(self, policy).auto_recover(
+        return self.recovery_engine(policy).auto_recover(
             limit, dry_run=dry_run, started_at=started_at, detected_at=detected_at
         )
 
     def explain(self, limit: str | None = None) -> ActionResult:
         """What auto_recover would do now, and why (read-only)."""
-        from notification_emergency.engine import RecoveryEngine
+        return self.recovery_engine().explain(limit)
 
-        return RecoveryEngine(self).explain(limit)
+    def recovery_engine(self, policy: Policy | None = None) -> RecoveryEngine:
+        """The recovery engine, given what it uses: the store, the fleet, the health check, the recorded
+        playbook run, emergency mode as its escalation, and its own notifier (a bad channels file is refused
+        here, before anything runs)."""
+        from notification_emergency.engine import ENGINE_ACTOR, RecoveryEngine
+        from notification_emergency.notifier import Notifier
+
+        return RecoveryEngine(
+            self.store,
+            self.fleet,
+            check_health=self.ops.health_check,
+            run_recorded=self.ops.run_recorded,
+            escalate=self.activate_emergency,
+            notifier=Notifier(self.store, self.home, actor=ENGINE_ACTOR, fleet=self.fleet),
+            policy=policy,
+        )
+
+    def deep_check(self, limit: str | None = None) -> ActionResult:
+        """The watch's deep check: the health playbook, read-only, no incident (auto-recover opens those)."""
+        return self.health_check(limit, record_incidents=False, action="watch:deep-check")
+
+    def watcher(self, limit: str | None = None, *, on_failure: OnFailure | None = None, **options: Any) -> Watcher:
+        """A continuous watch of the targeted hosts (see :class:`~notification_emergency.watch.Watcher` for
+        ``options``); a confirmed failure starts ``on_failure``, by default auto-recover."""
+        from notification_emergency.watch import Watcher
+
+        def recover(hosts: list[str], started_at: dict[str, datetime], detected_at: datetime) -> ActionResult:
+            return self.auto_recover(",".join(hosts), started_at=started_at, detected_at=detected_at)
+
+        return Watcher(
+            self.fleet.targets(limit),
+            on_failure=on_failure or recover,
+            deep_check=lambda: self.deep_check(limit),
+            **options,
+        )
 
     def test_recovery(
         self, faults: list[str] | None = None, limit: str | None = None, *, interval: float = 0.25
@@ -687,7 +455,7 @@ class EmergencyToolkit:
         cache: dict[str, Notifier] = self.__dict__.setdefault("_notifiers", {})  # one per channels file
         key = str(channels or "")
         if key not in cache:
-            cache[key] = Notifier(self.store, self.home, actor=self.actor, channels=channels, toolkit=self)
+            cache[key] = Notifier(self.store, self.home, actor=self.actor, channels=channels, fleet=self.fleet)
         return cache[key]
 
     def check_channels(self, channels: str | Path | None = None) -> ActionResult:
@@ -737,8 +505,6 @@ class EmergencyToolkit:
             )
             if delivery.kept_in_file:
                 text += f"; kept only in {self.home / 'notifications.log'}"
-        from contextlib import suppress
-
         with suppress(BadInput):  # the store is down: the notification went out all the same
             self.store.audit(
                 actor=self.actor,
@@ -828,14 +594,4 @@ def _notification_not_sent(result: ActionResult, error: BadInput) -> None:
     result.data["notification_error"] = error.message
 
 
-def _exit_code(run: RunResult) -> int:
-    if run.ok:
-        return EXIT_OK
-    if run.status == "timeout":
-        return EXIT_TIMEOUT
-    if run.status == "canceled":
-        return EXIT_CANCELLED
-    return EXIT_FAILED
-
-
-__all__ = ["ActionResult", "EmergencyToolkit", "default_actor"]
+__all__ = ["ActionResult", "EmergencyToolkit", "default_actor"]  # ActionResult: from results, for the front ends

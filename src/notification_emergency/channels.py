@@ -47,7 +47,7 @@ from notification_emergency.errors import BadInput
 from notification_emergency.paths import readable_by_others, writable_by_others
 
 if TYPE_CHECKING:
-    from notification_emergency.api import EmergencyToolkit
+    from notification_emergency.inventory import Fleet
 
 USERS = "users"
 FILE = "file"
@@ -629,10 +629,8 @@ class AppHost:
     root: str | None
 
 
-def app_hosts(toolkit: EmergencyToolkit, limit: str | None) -> list[AppHost]:
-    from notification_emergency.watch import targets
-
-    return [AppHost(t.host, t.web_url, t.root) for t in targets(toolkit, limit)]
+def app_hosts(fleet: Fleet, limit: str | None) -> list[AppHost]:
+    return [AppHost(t.host, t.web_url, t.root) for t in fleet.targets(limit)]
 
 
 Step = tuple[str, Callable[[float], str]]
@@ -645,8 +643,8 @@ class UsersChannel:
     WebSocket process are healthy; else the flash path of the API; else (web process down) the flash store
     on the host through Ansible. A database that is down leaves no way to users on that host."""
 
-    def __init__(self, toolkit: EmergencyToolkit, config: ChannelConfig, home: Path, add_secret: Callable[[str], None]):
-        self.toolkit = toolkit
+    def __init__(self, fleet: Fleet, config: ChannelConfig, home: Path, add_secret: Callable[[str], None]):
+        self.fleet = fleet
         self.config = config
         self.home = home
         self.add_secret = add_secret
@@ -767,7 +765,7 @@ class UsersChannel:
                 "notification_priority": payload["priority"],
             },
             hosts=host.host,
-            inventory=list(self.toolkit.inventory.sources),
+            inventory=self.fleet.sources,
             timeout=max(5, int(timeout) + 1),
             artifacts_root=self.home / "artifacts",
         )

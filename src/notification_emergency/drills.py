@@ -23,20 +23,51 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 import yaml
 
 from notification_emergency.engine import Policy
 from notification_emergency.errors import BadInput
-from notification_emergency.store import parse_time, seconds_between
-from notification_emergency.watch import Probe, Target, Watcher, probe, targets, wait_healthy
+from notification_emergency.inventory import Fleet, Target
+from notification_emergency.results import ActionResult
+from notification_emergency.timeutil import parse_iso, seconds_between, utc_now
+from notification_emergency.watch import Probe, Watcher, probe, wait_healthy
 
 if TYPE_CHECKING:
-    from notification_emergency.api import ActionResult, EmergencyToolkit
+    from notification_emergency.store import EventStore
+
+
+class DrillToolkit(Protocol):
+    """What a drill uses of the toolkit (the facade passes itself): the fleet, the record, and the actions a
+    drill starts or undoes."""
+
+    fleet: Fleet
+    home: Path
+    actor: str
+
+    @property
+    def store(self) -> EventStore: ...
+
+    def auto_recover(
+        self,
+        limit: str | None = None,
+        *,
+        dry_run: bool = False,
+        started_at: datetime | None = None,
+        detected_at: datetime | None = None,
+        policy: Policy | None = None,
+    ) -> ActionResult: ...
+
+    def deep_check(self, limit: str | None) -> ActionResult: ...
+
+    def deactivate_emergency(self, resolved_by: str, *, limit: str | None = None) -> ActionResult: ...
+
+    def drain_backlog(self, *, limit: str | None = None) -> ActionResult: ...
+
 
 SANDBOX_MARKER = ".notification-sandbox"
 # Drills inject faults on purpose, one after another: the throttle and the circuit breaker, which protect a
@@ -58,7 +89,7 @@ class SandboxHost:
         self.target = target
         self.root = Path(target.root)
         self.variables = variables or {}
-        self.toolkit: EmergencyToolkit | None = None  # for a fault whose undo is a toolkit action
+        self.toolkit: DrillToolkit | None = None  # for a fault whose undo is a toolkit action
 
     def supervisorctl(self, *args: str) -> str:
         proc = subprocess.run(
@@ -325,7 +356,7 @@ class _Exercise:
 
 
 def _exercise(
-    toolkit: EmergencyToolkit,
+    toolkit: DrillToolkit,
     hosts: list[str],
     fault: Fault,
     *,
@@ -336,14 +367,14 @@ def _exercise(
 ) -> _Exercise:
     """Steady state, inject into every host, one watch over them until the engine has acted on each (or the
     fault healed by itself), undo, steady state again (emergency mode off where the drill escalated)."""
-    found = {target.host: target for target in targets(toolkit, ",".join(hosts))}
-    sandboxes = [SandboxHost(found[host], toolkit.inventory.hostvars.get(host, {})) for host in hosts]
+    found = {target.host: target for target in toolkit.fleet.targets(",".join(hosts))}
+    sandboxes = [SandboxHost(found[host], toolkit.fleet.hostvars(host)) for host in hosts]
     for sandbox in sandboxes:
         sandbox.toolkit = toolkit
     for host in hosts:
         _steady(found[host], steady_timeout)
     lock = threading.Lock()
-    exercise = _Exercise(injected_at=datetime.now(UTC))
+    exercise = _Exercise(injected_at=utc_now())
 
     def on_failure(names: list[str], _started: dict[str, datetime], detected_at: datetime) -> ActionResult | None:
         with lock:  # a drill is about the first detection of each host and its recovery
@@ -377,8 +408,8 @@ def _exercise(
             )
 
     watcher = Watcher(
-        toolkit,
-        ",".join(hosts),
+        [found[host] for host in hosts],
+        deep_check=lambda: toolkit.deep_check(",".join(hosts)),
         interval=interval,
         fail_threshold=fail_threshold,
         on_failure=on_failure,
@@ -389,7 +420,7 @@ def _exercise(
         deep_at_start=False,  # the steady state was just checked; the first deep check comes one period later
     )
     injected_mono = time.monotonic()
-    exercise.injected_at = datetime.now(UTC)
+    exercise.injected_at = utc_now()
     undos = [fault.inject(sandbox) for sandbox in sandboxes]
     try:
         watcher.run(until=finished)
@@ -405,7 +436,7 @@ def _exercise(
     return exercise
 
 
-def _recovery(toolkit: EmergencyToolkit, exercise: _Exercise, host: str) -> tuple[bool, float | None]:
+def _recovery(toolkit: DrillToolkit, exercise: _Exercise, host: str) -> tuple[bool, float | None]:
     """(recovered, MTTR): fault injected to verified healthy (the engine's verification, else the first
     healthy probe). Status "healthy": the failure was confirmed, but by the time auto-recover checked, the
     process manager had restarted the process; the engine verified it and had nothing to do."""
@@ -414,7 +445,7 @@ def _recovery(toolkit: EmergencyToolkit, exercise: _Exercise, host: str) -> tupl
         host not in exercise.results and host in exercise.first_healthy
     )
     incident = toolkit.store.incident(row["incident"]) if row.get("incident") else None
-    verified_at = parse_time(incident.get("verified_at")) if incident else None
+    verified_at = parse_iso(incident.get("verified_at")) if incident else None
     healthy = exercise.first_healthy.get(host)
     end = verified_at or (healthy.at if healthy else None)
     return recovered, _seconds(exercise.injected_at, end) if recovered else None
@@ -427,7 +458,7 @@ def _fault(name: str) -> Fault:
 
 
 def run_drill(
-    toolkit: EmergencyToolkit,
+    toolkit: DrillToolkit,
     host: str,
     fault_name: str,
     *,
@@ -449,7 +480,7 @@ def run_drill(
         steady_timeout=steady_timeout,
     )
     row = exercise.row(host)
-    final = probe(targets(toolkit, host)[0], timeout=2.0)
+    final = probe(toolkit.fleet.target(host), timeout=2.0)
     recovered, mttr = _recovery(toolkit, exercise, host)
     detected_at = exercise.detected.get(host)
     timings = row.get("timings", {})
@@ -506,7 +537,7 @@ def run_drill(
 
 
 def run_fleet_drill(
-    toolkit: EmergencyToolkit,
+    toolkit: DrillToolkit,
     hosts: list[str],
     fault_name: str,
     *,

@@ -18,22 +18,36 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from notification_emergency import catalogue, watch
 from notification_emergency.errors import EXIT_OK, EXIT_UNHEALTHY
+from notification_emergency.inventory import Fleet
 from notification_emergency.notifier import LEVEL_PRIORITY, Notifier
-from notification_emergency.runner import project_root
-from notification_emergency.store import parse_time
+from notification_emergency.paths import project_root
+from notification_emergency.results import ActionResult, HostRow
+from notification_emergency.runner import RunResult
+from notification_emergency.timeutil import UTC, parse_iso
 
 if TYPE_CHECKING:
-    from notification_emergency.api import ActionResult, EmergencyToolkit
+    from notification_emergency.store import EventStore
 
 ENGINE_ACTOR = "notification-emergency auto-recover"
+
+# What the engine is given (by the facade) instead of the whole toolkit:
+# check_health(limit, *, record_incidents, action, started_at, detected_at) -> the health check's result
+CheckHealth = Callable[..., ActionResult]
+# run_recorded(action, playbook, inputs, *, limit, incident_id) -> (run, report): one recorded playbook run
+RunRecorded = Callable[..., tuple[RunResult, dict[str, Any] | None]]
+# escalate(reason, triggered_by, *, level, limit, notify) -> emergency mode on for the host
+Escalate = Callable[..., ActionResult]
+# (incident, automatic action) pairs of a host's recent history, from the store
+History = list[tuple[dict[str, Any], dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -79,21 +93,134 @@ class HostDecision:
 
 
 def _started(action: dict[str, Any]) -> datetime:
-    return parse_time(action.get("started_at")) or datetime.min.replace(tzinfo=UTC)
+    return parse_iso(action.get("started_at")) or datetime.min.replace(tzinfo=UTC)
+
+
+def decide(
+    host: str,
+    row: HostRow,
+    history: History,
+    policy: Policy,
+    now: datetime,
+    playbooks: Path | None = None,
+) -> HostDecision:
+    """What the engine does for one host's health row (from ``health_check``), given the host's recent
+    automatic actions (``history``: (incident, action) pairs, see :meth:`RecoveryEngine.history`) and the
+    policy. Pure: no store, no host, no clock; ``playbooks`` is where the steps' playbooks are (default: the
+    project's), a step whose playbook is missing is skipped."""
+    decision = HostDecision(
+        host=host,
+        status=str(row.get("status")),
+        primary=row.get("primary"),
+        failures=list(row.get("failures") or []),
+        level=row.get("level"),
+        summary=str(row.get("summary") or ""),
+        incident=row.get("incident"),
+        steps=[],
+    )
+    if decision.status == "healthy":
+        return decision
+    if not decision.primary:  # not healthy, but nothing classified it (the check itself failed, say)
+        unknown = catalogue.CATALOGUE[catalogue.UNKNOWN]
+        decision.primary = catalogue.UNKNOWN
+        decision.failures = [catalogue.UNKNOWN]
+        decision.level = decision.level or int(unknown["base_level"])
+        decision.summary = decision.summary or f"{host} is {decision.status} and no failure type explains it"
+        row = {**row, "plan": unknown["plan"]}
+    throttle_from = now - timedelta(seconds=policy.throttle_s)
+    recent = [
+        (incident, action)
+        for incident, action in history
+        if incident["failure_type"] in decision.failures and _started(action) >= throttle_from
+    ]
+    if recent:
+        last = max(action["started_at"] for _incident, action in recent)
+        decision.throttled = (
+            f"throttled: {recent[0][0]['failure_type']} on {host} was acted on at {last}, within the "
+            f"{policy.throttle_s:.0f} s window; nothing automatic until it passes"
+        )
+    breaker_from = now - timedelta(seconds=policy.breaker_window_s)
+    acted_incidents = {incident["id"] for incident, action in history if _started(action) >= breaker_from}
+    acted_incidents.discard(decision.incident)
+    if len(acted_incidents) >= policy.breaker_max:
+        decision.breaker = (
+            f"circuit breaker open: {len(acted_incidents)} automatic recoveries of {host} in the last "
+            f"{policy.breaker_window_s / 60:.0f} min (limit {policy.breaker_max}); a human must look"
+        )
+    playbooks = playbooks or project_root() / "playbooks"
+    for step_id in row.get("plan") or []:
+        if step_id == "escalate":
+            continue
+        step = catalogue.STEPS[step_id]
+        action = step.get("action") or {}
+        playbook = action.get("playbook")
+        extra = dict(action.get("extra_vars") or {})
+        if playbook == "restart_services.yml":
+            extra["restart_health_timeout"] = policy.restart_health_timeout_s
+        reason: str | None = None
+        if step.get("touches_data"):
+            reason = "touches data: never automatic, a human runs it"
+        elif not step.get("automatic"):
+            reason = "needs a human: " + step["description"]
+        elif not playbook or not (playbooks / playbook).is_file():
+            reason = f"no playbook {playbook} in this version of the toolkit"
+        elif decision.breaker:
+            reason = decision.breaker
+        elif decision.throttled:
+            reason = decision.throttled
+        decision.steps.append(StepDecision(step_id, step["label"], reason is None, reason, playbook, extra))
+    level = int(decision.level or 4)
+    raised = max(1, level - 1)
+    if decision.throttled and not decision.breaker:
+        decision.escalation = None  # already acted on and escalated if it had to be: do not flap
+    else:
+        why = decision.breaker or (
+            "the plan was exhausted without restoring health"
+            if decision.runnable
+            else "no step of the plan may run automatically"
+        )
+        decision.escalation = {
+            "when": "if no step restores health" if decision.runnable else "now",
+            "level": raised,
+            "level_name": catalogue.LEVELS[raised]["name"],
+            "priority": LEVEL_PRIORITY[raised],
+            "reason": why,
+            "emergency_mode": True,
+            "title": f"[{LEVEL_PRIORITY[raised].upper()}] {decision.primary} on {host}",
+        }
+    return decision
 
 
 class RecoveryEngine:
-    def __init__(self, toolkit: EmergencyToolkit, policy: Policy | None = None) -> None:
-        self.toolkit = toolkit
-        self.store = toolkit.store
+    """Carry out :func:`decide`'s decisions: run each failing host's plan step by step, verify after each,
+    escalate when exhausted. Built by :meth:`EmergencyToolkit.recovery_engine
+    <notification_emergency.api.EmergencyToolkit.recovery_engine>`, it receives the narrow things it uses
+    (the store, the fleet, a health check, a recorded playbook run, an escalation and a notifier), not the
+    facade."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        fleet: Fleet,
+        *,
+        check_health: CheckHealth,
+        run_recorded: RunRecorded,
+        escalate: Escalate,
+        notifier: Notifier,
+        policy: Policy | None = None,
+    ) -> None:
+        self.store = store
+        self.fleet = fleet
+        self.check_health = check_health
+        self.run_recorded = run_recorded
+        self.escalate_emergency = escalate
+        self.notifier = notifier
         self.policy = policy or Policy()
-        # Users are reached through the toolkit's hosts; a bad channels file is refused here, at the start.
-        self.notifier = Notifier(self.store, toolkit.home, actor=ENGINE_ACTOR, toolkit=toolkit)
 
     # -- the decision ----------------------------------------------------------------------------------
 
-    def _history(self, host: str, now: datetime) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """(incident, automatic action) pairs of the host within the longer of the two windows."""
+    def history(self, host: str, now: datetime) -> History:
+        """(incident, automatic action) pairs of the host within the longer of the policy's two windows."""
         horizon = now - timedelta(seconds=max(self.policy.throttle_s, self.policy.breaker_window_s))
         pairs = []
         for incident in self.store.incidents(host=host, since=horizon - timedelta(days=1)):
@@ -102,98 +229,17 @@ class RecoveryEngine:
                     pairs.append((incident, action))
         return pairs
 
-    def decide(self, host: str, row: dict[str, Any], now: datetime | None = None) -> HostDecision:
-        """What the engine would do for one host's health row (from ``health_check``); no side effect."""
+    def decide(self, host: str, row: HostRow, now: datetime | None = None) -> HostDecision:
+        """What the engine would do for one host's health row, from the store's history; no side effect."""
         now = now or datetime.now(UTC)
-        decision = HostDecision(
-            host=host,
-            status=str(row.get("status")),
-            primary=row.get("primary"),
-            failures=list(row.get("failures") or []),
-            level=row.get("level"),
-            summary=str(row.get("summary") or ""),
-            incident=row.get("incident"),
-            steps=[],
-        )
-        if decision.status == "healthy":
-            return decision
-        if not decision.primary:  # not healthy, but nothing classified it (the check itself failed, say)
-            unknown = catalogue.CATALOGUE[catalogue.UNKNOWN]
-            decision.primary = catalogue.UNKNOWN
-            decision.failures = [catalogue.UNKNOWN]
-            decision.level = decision.level or int(unknown["base_level"])
-            decision.summary = decision.summary or f"{host} is {decision.status} and no failure type explains it"
-            row = {**row, "plan": unknown["plan"]}
-        history = self._history(host, now)
-        throttle_from = now - timedelta(seconds=self.policy.throttle_s)
-        recent = [
-            (incident, action)
-            for incident, action in history
-            if incident["failure_type"] in decision.failures and _started(action) >= throttle_from
-        ]
-        if recent:
-            last = max(action["started_at"] for _incident, action in recent)
-            decision.throttled = (
-                f"throttled: {recent[0][0]['failure_type']} on {host} was acted on at {last}, within the "
-                f"{self.policy.throttle_s:.0f} s window; nothing automatic until it passes"
-            )
-        breaker_from = now - timedelta(seconds=self.policy.breaker_window_s)
-        acted_incidents = {incident["id"] for incident, action in history if _started(action) >= breaker_from}
-        acted_incidents.discard(decision.incident)
-        if len(acted_incidents) >= self.policy.breaker_max:
-            decision.breaker = (
-                f"circuit breaker open: {len(acted_incidents)} automatic recoveries of {host} in the last "
-                f"{self.policy.breaker_window_s / 60:.0f} min (limit {self.policy.breaker_max}); a human must look"
-            )
-        playbooks = project_root() / "playbooks"
-        for step_id in row.get("plan") or []:
-            if step_id == "escalate":
-                continue
-            step = catalogue.STEPS[step_id]
-            action = step.get("action") or {}
-            playbook = action.get("playbook")
-            extra = dict(action.get("extra_vars") or {})
-            if playbook == "restart_services.yml":
-                extra["restart_health_timeout"] = self.policy.restart_health_timeout_s
-            reason: str | None = None
-            if step.get("touches_data"):
-                reason = "touches data: never automatic, a human runs it"
-            elif not step.get("automatic"):
-                reason = "needs a human: " + step["description"]
-            elif not playbook or not (playbooks / playbook).is_file():
-                reason = f"no playbook {playbook} in this version of the toolkit"
-            elif decision.breaker:
-                reason = decision.breaker
-            elif decision.throttled:
-                reason = decision.throttled
-            decision.steps.append(StepDecision(step_id, step["label"], reason is None, reason, playbook, extra))
-        level = int(decision.level or 4)
-        raised = max(1, level - 1)
-        if decision.throttled and not decision.breaker:
-            decision.escalation = None  # already acted on and escalated if it had to be: do not flap
-        else:
-            why = decision.breaker or (
-                "the plan was exhausted without restoring health"
-                if decision.runnable
-                else "no step of the plan may run automatically"
-            )
-            decision.escalation = {
-                "when": "if no step restores health" if decision.runnable else "now",
-                "level": raised,
-                "level_name": catalogue.LEVELS[raised]["name"],
-                "priority": LEVEL_PRIORITY[raised],
-                "reason": why,
-                "emergency_mode": True,
-                "title": f"[{LEVEL_PRIORITY[raised].upper()}] {decision.primary} on {host}",
-            }
-        return decision
+        return decide(host, row, self.history(host, now), self.policy, now)
 
     # -- explain and act -------------------------------------------------------------------------------
 
     def explain(self, limit: str | None = None) -> ActionResult:
         """The full decision for the targeted hosts, from a fresh read-only health check; nothing changes."""
-        health = self.toolkit.health_check(limit, record_incidents=False, action="explain")
-        decisions = {host: self.decide(host, row) for host, row in health.hosts.items()}
+        health = self.check_health(limit, record_incidents=False, action="explain")
+        decisions = {host: self.decide(host, cast(HostRow, row)) for host, row in health.hosts.items()}
         health.action = "explain"
         health.data["decisions"] = {host: d.to_json() for host, d in decisions.items()}
         health.message = "; ".join(_explain_line(d) for d in decisions.values())
@@ -210,7 +256,7 @@ class RecoveryEngine:
         """Check, classify, and for each unhealthy host run its plan until health is back; escalate else."""
         if dry_run:
             return self.explain(limit)
-        health = self.toolkit.health_check(limit, action="auto-recover", started_at=started_at, detected_at=detected_at)
+        health = self.check_health(limit, action="auto-recover", started_at=started_at, detected_at=detected_at)
         if not health.hosts and not health.ok:  # the check itself failed: nothing is known, nothing is fine
             health.action = "auto-recover"
             health.message = f"auto-recover could not check the hosts: {health.message}"
@@ -222,7 +268,7 @@ class RecoveryEngine:
             if row.get("status") == "healthy":
                 outcomes[host] = {"status": "healthy", "actions": [], "timings": {}}
             else:
-                decision = self.decide(host, row)
+                decision = self.decide(host, cast(HostRow, row))
                 cases[host] = _Case(
                     decision, decision.to_json(), timings={"check_s": check_s, "act_s": 0.0, "verify_s": 0.0}
                 )
@@ -292,7 +338,7 @@ class RecoveryEngine:
         extra = dict(step.extra_vars)
         if step.playbook == "restart_services.yml" and len(hosts) > 1:
             extra["restart_serial"] = "100%"  # the hosts are down already: restart them together, each gated
-        run, _report = self.toolkit._playbook(
+        run, _report = self.run_recorded(
             f"auto-recover:{step.step}",
             step.playbook,
             extra,
@@ -310,7 +356,7 @@ class RecoveryEngine:
             if verdicts[host] and set(cases[host].decision.failures) & (watch.DEEP_ONLY_TYPES | {catalogue.UNKNOWN})
         ]
         if blind:
-            check = self.toolkit.health_check(",".join(blind), record_incidents=False, action="auto-recover:verify")
+            check = self.check_health(",".join(blind), record_incidents=False, action="auto-recover:verify")
             for host in blind:
                 verdicts[host] = check.hosts.get(host, {}).get("status") == "healthy"
         verify_s = time.monotonic() - verify_started
@@ -352,9 +398,9 @@ class RecoveryEngine:
     def _verify(self, host: str) -> bool:
         """Is the host healthy again? Direct probes (every component, through the service's own /health
         endpoints) for up to ``verify_s``; a host the package cannot probe directly gets the health playbook."""
-        found = [target for target in watch.targets(self.toolkit, host) if target.host == host]
+        found = [target for target in self.fleet.targets(host) if target.host == host]
         if not found:
-            result = self.toolkit.health_check(host, record_incidents=False, action="auto-recover:verify")
+            result = self.check_health(host, record_incidents=False, action="auto-recover:verify")
             return bool(result.hosts.get(host, {}).get("status") == "healthy")
         return watch.wait_healthy(found[0], self.policy.verify_s, probes=self.policy.verify_probes).ok
 
@@ -369,7 +415,7 @@ class RecoveryEngine:
             f"{decision.summary}. Automatic recovery stopped: {plan['reason']}. Tried: {tried}. "
             f"Level {plan['level']} ({plan['level_name']}): respond {catalogue.LEVELS[plan['level']]['response']}."
         )
-        emergency = self.toolkit.activate_emergency(
+        emergency = self.escalate_emergency(
             f"{decision.primary}: automatic recovery stopped, operators are on it",
             ENGINE_ACTOR,
             level=plan["level"],

@@ -47,7 +47,7 @@ from notification_emergency.errors import BadInput, ToolkitError
 from notification_emergency.store import EventStore
 
 if TYPE_CHECKING:
-    from notification_emergency.api import EmergencyToolkit
+    from notification_emergency.inventory import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Notifier:
 
     ``channels``: a :class:`ChannelConfig`, or the channels file (default: ``NOTIFICATION_EMERGENCY_CHANNELS``,
     else ``<home>/channels.yml``, else the file channel only); it is read and checked here, so a bad one is a
-    :class:`BadInput` now, not during the emergency. ``toolkit``: where the application's hosts are (the
+    :class:`BadInput` now, not during the emergency. ``fleet``: where the application's hosts are (the
     inventory); without it the ``users`` channel is skipped.
     """
 
@@ -101,7 +101,7 @@ class Notifier:
         actor: str,
         dedup_window_s: float | None = None,
         channels: ChannelConfig | str | Path | None = None,
-        toolkit: EmergencyToolkit | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.store = store
         self.home = home
@@ -110,7 +110,7 @@ class Notifier:
         self.config = channels if isinstance(channels, ChannelConfig) else load_channels(channels, home)
         window = self.config.dedup_window_s if dedup_window_s is None else dedup_window_s
         self.dedup_window = timedelta(seconds=window)
-        self.toolkit = toolkit
+        self.fleet = fleet
         self._secrets = set(self.config.secrets)
         self._lock = threading.Lock()
 
@@ -293,13 +293,13 @@ class _Run:
         )
 
     def users(self) -> tuple[str | None, str | None]:
-        toolkit = self.notifier.toolkit
-        if toolkit is None:
+        fleet = self.notifier.fleet
+        if fleet is None:
             raise Skip("no application hosts known (this notifier has no inventory)")
         if "database" in self.failed:
             raise Skip("the application's database is down: users cannot be reached until it is back")
-        users = ch.UsersChannel(toolkit, self.config, self.notifier.home, self.notifier._add_secret)
-        hosts = ch.app_hosts(toolkit, self.limit)
+        users = ch.UsersChannel(fleet, self.config, self.notifier.home, self.notifier._add_secret)
+        hosts = ch.app_hosts(fleet, self.limit)
         delivered: list[str] = []
         errors: list[str] = []
         for host in hosts:

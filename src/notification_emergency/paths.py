@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from notification_emergency.errors import ToolkitError
+
 STATE_DIR_ENV = "NOTIFICATION_EMERGENCY_STATE_DIR"
 
 
@@ -57,3 +59,24 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+class ProjectNotFound(ToolkitError):
+    """The playbooks could not be found; set NOTIFICATION_EMERGENCY_PROJECT to the project directory."""
+
+
+def project_root() -> Path:
+    """The directory holding ``ansible.cfg`` and ``playbooks/``.
+
+    ``NOTIFICATION_EMERGENCY_PROJECT`` wins (AWX execution environments, installed packages); otherwise the
+    source tree this package is installed from.
+    """
+    configured = os.environ.get("NOTIFICATION_EMERGENCY_PROJECT")
+    candidates = [Path(configured)] if configured else list(Path(__file__).resolve().parents)
+    for candidate in candidates:
+        if (candidate / "ansible.cfg").is_file() and (candidate / "playbooks").is_dir():
+            return candidate
+    raise ProjectNotFound(
+        "cannot find the notification-emergency project (ansible.cfg and playbooks/); "
+        "set NOTIFICATION_EMERGENCY_PROJECT to its directory"
+    )

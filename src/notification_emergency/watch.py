@@ -22,14 +22,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
 from notification_emergency.errors import BadInput
+from notification_emergency.inventory import Fleet, Target
+from notification_emergency.results import ActionResult
 
-if TYPE_CHECKING:
-    from notification_emergency.api import EmergencyToolkit
+# What the watch calls for each confirmed failure: (hosts, first failed probe of each, detection time).
+OnFailure = Callable[[list[str], dict[str, datetime], datetime], Any]
 
 
 # The failure types only the deep check sees (the health module reads the pending queue and the free disk
@@ -37,35 +39,9 @@ if TYPE_CHECKING:
 DEEP_ONLY_TYPES = frozenset({"delivery_backlog", "disk_pressure"})
 
 
-@dataclass(frozen=True)
-class Target:
-    host: str
-    web_url: str
-    websocket_url: str | None
-    sandbox: bool = False
-    root: str | None = None
-
-
-def targets(toolkit: EmergencyToolkit, limit: str | None = None) -> list[Target]:
-    """Where each targeted host answers, from the inventory (``ansible_host`` and the service ports)."""
-    found = []
-    for host in toolkit.hosts(limit):
-        variables = toolkit.inventory.hostvars.get(host, {})
-        address = str(
-            variables.get("ansible_host") or ("127.0.0.1" if variables.get("ansible_connection") == "local" else host)
-        )
-        web_port = variables.get("notification_service_web_port", 8000)
-        ws_port = variables.get("notification_service_websocket_port")
-        found.append(
-            Target(
-                host=host,
-                web_url=f"http://{address}:{web_port}",
-                websocket_url=f"http://{address}:{ws_port}" if ws_port else None,
-                sandbox=bool(variables.get("notification_sandbox")),
-                root=variables.get("notification_service_root"),
-            )
-        )
-    return found
+def targets(fleet: Fleet, limit: str | None = None) -> list[Target]:
+    """Where each targeted host answers (see :meth:`Fleet.targets`)."""
+    return fleet.targets(limit)
 
 
 @dataclass
@@ -156,23 +132,26 @@ class HostState:
 
 
 class Watcher:
-    """Probe ``hosts`` every ``interval`` seconds; call ``on_failure(hosts, started_at, detected_at)`` (by
-    default auto-recover) once per confirmed failure episode, in a worker so probing goes on meanwhile.
+    """Probe ``targets`` every ``interval`` seconds; call ``on_failure(hosts, started_at, detected_at)`` (the
+    toolkit passes auto-recover) once per confirmed failure episode, in a worker so probing goes on meanwhile.
     The hosts confirmed failed in the same round go together (``started_at`` maps each to its first failed
-    probe), so a fleet-wide failure is one recovery run, not one per host."""
+    probe), so a fleet-wide failure is one recovery run, not one per host. ``deep_check()`` is the health
+    check of every watched host (the toolkit passes the health playbook's), run every ``deep_every`` seconds.
+
+    The toolkit builds one with :meth:`~notification_emergency.api.EmergencyToolkit.watcher`."""
 
     DEEP_EVERY = 30.0
 
     def __init__(
         self,
-        toolkit: EmergencyToolkit,
-        limit: str | None = None,
+        targets: list[Target],
         *,
+        on_failure: OnFailure,
+        deep_check: Callable[[], ActionResult] | None = None,
         interval: float = 0.5,
         fail_threshold: int = 2,
         ok_threshold: int = 2,
         timeout: float = 1.0,
-        on_failure: Callable[[list[str], dict[str, datetime], datetime], Any] | None = None,
         on_probe: Callable[[Probe, HostState], None] | None = None,
         on_change: Callable[[str, str, Probe], None] | None = None,
         deep_every: float = DEEP_EVERY,
@@ -182,20 +161,21 @@ class Watcher:
             raise BadInput("--interval and --timeout must be positive, the thresholds at least 1")
         if deep_every < 0:
             raise BadInput("--deep-every must be 0 (no deep checks) or a number of seconds")
-        self.toolkit = toolkit
-        self.limit = limit
+        if deep_every and deep_check is None:
+            raise ValueError("a watch with deep checks needs deep_check")
+        self._deep_check = deep_check
         self.deep_every = deep_every
         self.deep_at_start = deep_at_start  # else the first deep check comes one period after the start
         self.deep: dict[str, list[str]] = {}  # host -> findings of the latest deep check that found it unhealthy
         self.deep_checks = 0
         self._deep_due = threading.Event()
         self._settled: dict[str, float] = {}  # host -> when its last recovery run ended (monotonic)
-        self.targets = targets(toolkit, limit)
+        self.targets = list(targets)
         self.interval = interval
         self.fail_threshold = fail_threshold
         self.ok_threshold = ok_threshold
         self.timeout = min(timeout, max(interval, 0.2) * 4)
-        self.on_failure = on_failure or self._auto_recover
+        self.on_failure = on_failure
         self.on_probe = on_probe
         self.on_change = on_change
         self.states = {target.host: HostState() for target in self.targets}
@@ -204,9 +184,6 @@ class Watcher:
         self.errors: list[str] = []
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
-
-    def _auto_recover(self, hosts: list[str], started_at: dict[str, datetime], detected_at: datetime) -> Any:
-        return self.toolkit.auto_recover(",".join(hosts), started_at=started_at, detected_at=detected_at)
 
     def _handle(self, hosts: list[str], started_at: dict[str, datetime], detected_at: datetime) -> None:
         try:
@@ -230,7 +207,8 @@ class Watcher:
     def deep_check(self) -> None:
         """One deep check of every watched host (the health playbook: queue, disk, processes, everything)."""
         started = time.monotonic()
-        result = self.toolkit.health_check(self.limit, record_incidents=False, action="watch:deep-check")
+        assert self._deep_check is not None
+        result = self._deep_check()
         with self._lock:
             self.deep_checks += 1
             for host, row in result.hosts.items():
@@ -334,3 +312,16 @@ class Watcher:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+__all__ = [
+    "DEEP_ONLY_TYPES",
+    "HostState",
+    "Probe",
+    "Target",
+    "Watcher",
+    "probe",
+    "probe_fleet",
+    "targets",
+    "wait_healthy",
+]

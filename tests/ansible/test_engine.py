@@ -13,7 +13,7 @@ import pytest
 
 from notification_emergency.api import EmergencyToolkit
 from notification_emergency.catalogue import CATALOGUE
-from notification_emergency.engine import Policy, RecoveryEngine
+from notification_emergency.engine import Policy
 from tests.ansible.conftest import SandboxHost
 
 
@@ -79,7 +79,7 @@ def test_the_same_failure_within_the_throttle_window_is_not_acted_on_again(
 
 
 def test_the_circuit_breaker_escalates_instead_of_acting(toolkit: EmergencyToolkit, sandbox_host: SandboxHost) -> None:
-    engine = RecoveryEngine(toolkit, Policy(throttle_s=0, breaker_max=1, breaker_window_s=3600))
+    engine = toolkit.recovery_engine(Policy(throttle_s=0, breaker_max=1, breaker_window_s=3600))
     sandbox_host.supervisorctl("stop", "notification-websocket")
     assert engine.auto_recover(sandbox_host.name).ok
     sandbox_host.supervisorctl("stop", "notification-websocket")

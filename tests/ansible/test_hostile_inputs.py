@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 from notification_emergency.cli import app
 from notification_emergency.errors import BadInput
-from notification_emergency.runner import check_text, run_module, validate_inputs, write_extra_vars
+from notification_emergency.inputs import check_text, validate_inputs, write_extra_vars
+from notification_emergency.runner import run_module
 from notification_emergency.store import EventStore
 from tests.ansible.conftest import SandboxHost
 from tests.conftest import VENV_BIN

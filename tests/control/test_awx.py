@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from notification_emergency.runner import playbook_spec
+from notification_emergency.inputs import playbook_spec
 from tests.conftest import ROOT, VENV_BIN
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from notification_emergency.errors import BadInput
-from notification_emergency.runner import Inventory, load_inventory, playbook_spec, resolve_limit, validate_inputs
+from notification_emergency.inputs import playbook_spec, validate_inputs
+from notification_emergency.inventory import Inventory, load_inventory, resolve_limit
 
 INVENTORY = """\
 all:
@@ -127,7 +128,7 @@ def test_every_catalogue_step_with_a_playbook_passes_that_playbooks_argument_spe
     """The catalogue names playbooks and their inputs; the engine runs them through validate_inputs. A step
     whose playbook exists must pass (steps without one are skipped by the engine, which says so)."""
     from notification_emergency.catalogue import STEPS
-    from notification_emergency.runner import project_root
+    from notification_emergency.paths import project_root
 
     checked = 0
     for step_id, step in STEPS.items():
@@ -144,7 +145,7 @@ def test_the_reason_bound_is_the_one_the_host_enforces() -> None:
     """A reason the emergency-state module would refuse on the host is refused before the run."""
     from ansible.module_utils.notification_emergency_state import MAX_REASON
 
-    from notification_emergency.runner import MAX_CHARS
+    from notification_emergency.inputs import MAX_CHARS
 
     assert MAX_CHARS["reason"] == MAX_REASON
     validate_inputs("emergency_activate.yml", {"reason": "r" * MAX_REASON, "triggered_by": "a"})

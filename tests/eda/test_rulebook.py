@@ -27,7 +27,7 @@ from ansible_rulebook.rules_parser import parse_rule_sets
 from ansible_rulebook.util import substitute_variables
 from ansible_rulebook.validators import Validate
 
-from notification_emergency.runner import validate_inputs
+from notification_emergency.inputs import validate_inputs
 from tests.ansible.sandbox import Sandbox, SandboxHost, parse_recap, processes_under
 from tests.conftest import ROOT, VENV_BIN, free_port_block
 
