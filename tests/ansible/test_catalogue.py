@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import random
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from notification_emergency import catalogue
 from notification_emergency.catalogue import (
+    APP_PRIORITY,
     CATALOGUE,
+    CHECK_COMPONENTS,
+    COMPONENTS,
+    FAILURE_COMPONENT,
+    LEVEL_PRIORITY,
     LEVELS,
+    PRIORITIES,
+    RESTARTABLE_COMPONENTS,
     STEPS,
     CatalogueError,
     catalogue_as_dict,
@@ -584,6 +588,13 @@ def test_an_inconsistent_catalogue_is_refused(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(CATALOGUE, "delivery_backlog", cyclic)
     with pytest.raises(CatalogueError, match="explains cycle"):
         catalogue._validate_catalogue()
+    monkeypatch.setitem(CATALOGUE, "delivery_backlog", {**cyclic, "explains": [], "component": "cache"})
+    with pytest.raises(CatalogueError, match="delivery_backlog: component cache is not one of web, websocket"):
+        catalogue._validate_catalogue()
+    signal = {"id": "cpu", "description": "cpu", "check": {"component": ["cpu"]}}
+    monkeypatch.setitem(CATALOGUE, "delivery_backlog", {**cyclic, "explains": [], "signals": [signal]})
+    with pytest.raises(CatalogueError, match="delivery_backlog/cpu: a matched component is not one of web,"):
+        catalogue._validate_catalogue()
 
 
 def test_health_summary() -> None:
@@ -592,85 +603,62 @@ def test_health_summary() -> None:
     assert health_summary(health_result()) == "healthy 11, degraded 0, failed 0"
 
 
-# -- shipping: one file, Python 3.8 ---------------------------------------------------------------------------
-
-SHIPPED = [
-    ROOT / "src" / "notification_emergency" / "catalogue.py",
-    ROOT / "module_utils" / "notification_emergency_state.py",
-]
-MODULES = [ROOT / "library" / "notification_classify.py", ROOT / "library" / "notification_emergency_state.py"]
+# -- the vocabulary: priorities and components, derived from the data -----------------------------------------
 
 
-def test_module_utils_links_to_the_one_catalogue() -> None:
-    link = ROOT / "module_utils" / "notification_catalogue.py"
-    assert link.is_symlink()
-    assert os.readlink(link) == "../src/notification_emergency/catalogue.py"
-    assert link.resolve() == Path(catalogue.__file__).resolve()
+def test_priorities_are_the_level_names() -> None:
+    assert PRIORITIES == ("critical", "high", "medium", "low")
+    assert tuple(level_info(level)["name"] for level in (1, 2, 3, 4)) == PRIORITIES
+    assert {level: level_info(level)["name"] for level in (1, 2, 3, 4)} == LEVEL_PRIORITY
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
-def test_modules_are_python_38_syntax(path: Path) -> None:
-    ast.parse(path.read_text(), feature_version=(3, 8))
+def test_app_priorities_are_the_reference_applications() -> None:
+    from notification_service.names import PRIORITIES as APP_PRIORITIES  # the reference app (pip install -e)
+
+    assert tuple(APP_PRIORITY) == PRIORITIES
+    assert sorted(APP_PRIORITY.values()) == sorted(APP_PRIORITIES), "each app priority is used, once"
+    assert APP_PRIORITY["medium"] == "normal"
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_shipped_code_is_python_38_syntax_and_stdlib_only(path: Path) -> None:
-    tree = ast.parse(path.read_text(), feature_version=(3, 8))
-    imported = {
-        (node.module or "").split(".")[0] if isinstance(node, ast.ImportFrom) else alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
+def _option(path: str, *keys: str) -> Any:
+    """An option of a module's DOCUMENTATION (the argument spec's source) or of a playbook's input spec."""
+    text = (ROOT / path).read_text()
+    if path.endswith(".py"):
+        assigned = {ast.unparse(n.targets[0]): n.value for n in ast.parse(text).body if isinstance(n, ast.Assign)}
+        data: Any = yaml.safe_load(ast.literal_eval(assigned["DOCUMENTATION"]))
+    else:
+        data = yaml.safe_load(text)[0]["tasks"][0]["ansible.builtin.validate_argument_spec"]
+    for key in keys:
+        data = data[key]
+    return data
+
+
+def test_components_agree_with_the_health_check_and_the_restart_playbook() -> None:
+    assert COMPONENTS == ("web", "websocket", "redis", "database")
+    assert CHECK_COMPONENTS[: len(COMPONENTS)] == COMPONENTS
+    health = _option("library/notification_health.py", "options", "checks", "suboptions", "component", "choices")
+    assert list(CHECK_COMPONENTS) == health
+    restart = _option("playbooks/restart_services.yml", "argument_spec", "components", "choices")
+    assert list(RESTARTABLE_COMPONENTS) == restart == ["web", "websocket", "redis"]
+
+
+def test_a_failure_types_component_is_the_one_its_signals_watch() -> None:
+    assert FAILURE_COMPONENT == {
+        "web_service_down": "web",
+        "database_unavailable": "database",
+        "redis_unavailable": "redis",
+        "websocket_service_down": "websocket",
+        "delivery_backlog": "websocket",  # no component signal: a backlog is WebSocket delivery falling behind
     }
-    assert imported <= {
-        "__future__",
-        "collections",
-        "copy",
-        "datetime",
-        "json",
-        "os",
-        "re",
-        "tempfile",
-        "typing",
-        "yaml",
-    }
-    assert "notification_emergency" not in imported
-
-
-def _python38() -> str | None:
-    """A working Python 3.8 (a pyenv shim may exist without the version being selected)."""
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = [str(path) for path in sorted(pyenv.glob("3.8*/bin/python3.8"))] + [shutil.which("python3.8") or ""]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run(
-            [candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"], capture_output=True, check=False
-        )
-        if probe.returncode == 0:
-            return candidate
-    return None
-
-
-def test_the_catalogue_runs_on_python_38(tmp_path: Path) -> None:
-    python = _python38()
-    if python is None:
-        pytest.skip("no Python 3.8 interpreter on this machine")
-    shutil.copy(ROOT / "module_utils" / "notification_catalogue.py", tmp_path / "notification_catalogue.py")
-    shutil.copy(ROOT / "module_utils" / "notification_emergency_state.py", tmp_path / "notification_emergency_state.py")
-    changed, _, level, steps = CASES["websocket_service_down"]
-    script = (
-        "import json, sys\n"
-        "import notification_catalogue as c, notification_emergency_state as s\n"
-        "r = c.classify(json.loads(sys.argv[1]), affected_users=['a', 'a'])\n"
-        "s.plan_change(s.read_state('absent.json'), 'active', s.utc_now(), 2, 'r', 'me')\n"
-        "print(json.dumps([r['level'], [x['id'] for x in r['plan']]]))\n"
-    )
-    run = subprocess.run(
-        [python, "-c", script, json.dumps(health_result(*changed))],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": os.environ.get("PATH", "")},
-    )
-    assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == [level, steps]
+    for name, entry in CATALOGUE.items():
+        watched = set()
+        for signal in entry["signals"]:
+            matcher = signal.get("check", {})
+            reported = [
+                path.split(".")[2] for path in matcher.get("evidence", {}) if path.startswith("json.components.")
+            ]
+            watched.update(reported or matcher.get("component", []))
+        if len(watched) == 1 and watched <= set(COMPONENTS):
+            assert entry["component"] == watched.pop(), name
+        elif watched:
+            assert entry["component"] is None, f"{name} watches {sorted(watched)}: no one component"

@@ -1,0 +1,1 @@
+../src/notification_emergency/catalogue_data.py
