@@ -24,25 +24,24 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
-from notification_emergency import watch
-from notification_emergency.api import EmergencyToolkit
+from notification_emergency.api import ActionResult, EmergencyToolkit
 from notification_emergency.catalogue import LEVELS
 from notification_emergency.dashboard.jobs import Jobs
 from notification_emergency.dashboard.probes import live_probe
 from notification_emergency.dashboard.sessions import SESSIONS_FILE, Sessions
 from notification_emergency.dashboard.users import UserFile
 from notification_emergency.errors import BadInput, ToolkitError
+from notification_emergency.inventory import Target
 from notification_emergency.paths import readable_by_others, state_dir, writable_by_others, write_private
-from notification_emergency.store import EVENT_KINDS, EventStore, parse_time
-
-if TYPE_CHECKING:
-    from notification_emergency.api import ActionResult
+from notification_emergency.runner import Event
+from notification_emergency.store import EVENT_KINDS, EventStore
+from notification_emergency.timeutil import iso, parse_iso, utc_now
 
 log = logging.getLogger("notification_emergency.dashboard")
 
@@ -50,10 +49,6 @@ PARTS = ("live", "record")
 CHART_INCIDENTS = 60
 KEPT_TRANSITIONS = 50
 INVENTORY_REFRESH_S = 60.0
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def secret_key(home: Path) -> bytes:
@@ -113,9 +108,16 @@ class Dashboard:
         self.probe_timeout = probe_timeout
         self.action_timeout = action_timeout
         self.events_limit = events_limit
-        self.started_at = datetime.now(UTC)
+        self.started_at = utc_now()
         self._load_inventory()
-        self.jobs = Jobs(self)
+        self.jobs = Jobs(
+            toolkit=self._action_toolkit,
+            store=self.store,
+            hosts=lambda: self.hosts,
+            changed=lambda record: self.changed(record=record),
+            failing_since=self.failing_since,
+            record_health=lambda result, source, at: self.record_health(result, source=source, at=at),
+        )
         self._lock = threading.Lock()
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -137,8 +139,22 @@ class Dashboard:
     def _load_inventory(self) -> None:
         reader = EmergencyToolkit(inventory=self.inventory_arg, store=self.store, home=self.home)
         self.hosts: list[str] = reader.hosts(self.limit)
-        self.targets: dict[str, watch.Target] = {t.host: t for t in watch.targets(reader, self.limit)}
+        self.targets: dict[str, Target] = {t.host: t for t in reader.fleet.targets(self.limit)}
         self._inventory_read = time.monotonic()
+
+    def _action_toolkit(
+        self, *, actor: str, on_event: Callable[[Event], None], cancel: Callable[[], bool]
+    ) -> EmergencyToolkit:
+        """The facade one dashboard action runs through (see :class:`~.jobs.Jobs`)."""
+        return EmergencyToolkit(
+            inventory=self.inventory_arg,
+            store=self.store,
+            actor=actor,
+            home=self.home,
+            timeout=self.action_timeout,
+            on_event=on_event,
+            cancel=cancel,
+        )
 
     # -- the monitor thread ----------------------------------------------------------------------------
 
@@ -235,7 +251,7 @@ class Dashboard:
                 if entry["action"].startswith("dashboard ")
             ]
             stats = self.store.statistics()
-            recent = self.store.incidents(since=datetime.now(UTC) - timedelta(days=30))[:CHART_INCIDENTS]
+            recent = self.store.incidents(since=utc_now() - timedelta(days=30))[:CHART_INCIDENTS]
             open_incidents = self.store.incidents(open_only=True)
             notifications = self.store.notifications(limit=10)
         except Exception as exc:  # the store is down or broken: say so, keep the last data, keep probing
@@ -291,7 +307,7 @@ class Dashboard:
             for host, row in result.hosts.items():
                 checks = row.get("checks") or {}
                 self._checks[host] = {
-                    "at": _iso(at),
+                    "at": iso(at),
                     "source": source,
                     "status": row.get("status"),
                     "level": row.get("level"),
@@ -319,7 +335,7 @@ class Dashboard:
     def failing_since(self, hosts: list[str]) -> dict[str, datetime]:
         """For each of ``hosts`` that the probes see failing: its first failed probe (the incident's start)."""
         with self._lock:
-            return {host: parsed for host in hosts if (parsed := parse_time(self._failing.get(host))) is not None}
+            return {host: parsed for host in hosts if (parsed := parse_iso(self._failing.get(host))) is not None}
 
     # -- what the pages get ----------------------------------------------------------------------------
 
@@ -376,7 +392,7 @@ class Dashboard:
 
     def state(self) -> dict[str, Any]:
         versions = {name: self._parts[name][0] for name in PARTS}
-        return {"live": self.live(), "record": self.record(), "versions": versions, "at": _iso(datetime.now(UTC))}
+        return {"live": self.live(), "record": self.record(), "versions": versions, "at": iso(utc_now())}
 
     def _publish(self, part: str, payload: dict[str, Any]) -> None:
         text = json.dumps(payload, sort_keys=True, default=str)

@@ -16,23 +16,23 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from notification_emergency.api import ActionResult, EmergencyToolkit
-from notification_emergency.catalogue import LEVELS
+from notification_emergency.catalogue import LEVELS, RESTARTABLE_COMPONENTS
 from notification_emergency.errors import BadInput, ToolkitError
 from notification_emergency.runner import Event
-
-if TYPE_CHECKING:
-    from notification_emergency.dashboard.core import Dashboard
+from notification_emergency.store import EventStore
+from notification_emergency.timeutil import iso, utc_now
 
 log = logging.getLogger("notification_emergency.dashboard")
 
-COMPONENTS = ("web", "websocket", "redis")
+COMPONENTS = RESTARTABLE_COMPONENTS  # what the restart control offers: the catalogue's restart steps
 MAX_REASON = 300
 KEPT_JOBS = 20
 KEPT_LINES = 200
+OUTCOME_KEYS = ("status", "line", "error", "primary", "level", "mode")  # of a host row, shown per job
 
 
 class Conflict(ToolkitError):
@@ -205,14 +205,6 @@ ACTIONS: dict[str, ActionSpec] = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
-
-
 @dataclass
 class Job:
     id: str
@@ -222,7 +214,7 @@ class Job:
     user: str
     inputs: dict[str, Any]
     description: str
-    started_at: datetime = field(default_factory=_now)
+    started_at: datetime = field(default_factory=utc_now)
     finished_at: datetime | None = None
     state: str = "running"  # running | succeeded | failed
     task: str = ""
@@ -231,6 +223,17 @@ class Job:
     exit_code: int | None = None
     outcome: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
+
+    def finish(self, result: ActionResult) -> None:
+        """Take the outcome of the action's run (its state, exit code, message, per-host rows, run id)."""
+        self.state = "succeeded" if result.ok else "failed"
+        self.exit_code, self.message = result.exit_code, result.message
+        self.outcome = {
+            host: {key: row.get(key) for key in OUTCOME_KEYS if row.get(key) is not None}
+            for host, row in result.hosts.items()
+        }
+        if result.run is not None:
+            self.run_ids.append(result.run.run_id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -241,8 +244,8 @@ class Job:
             "user": self.user,
             "inputs": self.inputs,
             "description": self.description,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "state": self.state,
             "task": self.task,
             "progress": list(self.lines)[-40:],
@@ -253,11 +256,40 @@ class Job:
         }
 
 
-class Jobs:
-    """The dashboard's actions: started, followed, kept (the last few) for the page."""
+class ToolkitFactory(Protocol):
+    """Makes the facade one action runs through: acting as ``actor``, its playbooks' events to ``on_event``,
+    stopped when ``cancel()`` turns true."""
 
-    def __init__(self, dashboard: Dashboard) -> None:
-        self.dashboard = dashboard
+    def __call__(
+        self, *, actor: str, on_event: Callable[[Event], None], cancel: Callable[[], bool]
+    ) -> EmergencyToolkit: ...
+
+
+class Jobs:
+    """The dashboard's actions: started, followed, kept (the last few) for the page.
+
+    What it needs, and no more: ``toolkit`` (the facade each action runs through), ``store`` (the audit
+    trail), ``hosts()`` (the hosts an action may target), ``changed(record)`` (something the page shows
+    changed; ``record``: the event store too), ``failing_since(hosts)`` (each failing host's first failed
+    probe, the incident's start) and ``record_health(result, source, at)`` (the rows of a health check).
+    """
+
+    def __init__(
+        self,
+        *,
+        toolkit: ToolkitFactory,
+        store: EventStore,
+        hosts: Callable[[], list[str]],
+        changed: Callable[[bool], None],
+        failing_since: Callable[[list[str]], dict[str, datetime]],
+        record_health: Callable[[ActionResult, str, datetime], None],
+    ) -> None:
+        self._toolkit = toolkit
+        self._store = store
+        self._hosts = hosts
+        self._changed = changed
+        self._failing_since = failing_since
+        self._record_health = record_health
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
@@ -272,14 +304,14 @@ class Jobs:
             inputs = {}
         if not isinstance(inputs, dict):
             raise BadInput("inputs must be an object")
+        known = self._hosts()
         if limit_hosts is None:
-            hosts = list(self.dashboard.hosts)
+            hosts = list(known)
         elif isinstance(limit_hosts, list) and limit_hosts and all(isinstance(h, str) for h in limit_hosts):
-            unknown = [h for h in limit_hosts if h not in self.dashboard.hosts]
+            unknown = [h for h in limit_hosts if h not in known]
             if unknown:
                 raise BadInput(
-                    f"hosts {', '.join(unknown)} are not shown by this dashboard; "
-                    f"its hosts are: {', '.join(self.dashboard.hosts)}"
+                    f"hosts {', '.join(unknown)} are not shown by this dashboard; its hosts are: {', '.join(known)}"
                 )
             hosts = sorted(set(limit_hosts))
         else:
@@ -308,7 +340,7 @@ class Jobs:
             busy = next((j for j in self._jobs.values() if j.state == "running" and set(j.hosts) & set(hosts)), None)
             if busy is not None:
                 raise Conflict(
-                    f"{busy.label} started by {busy.user} at {_iso(busy.started_at)} is running on "
+                    f"{busy.label} started by {busy.user} at {iso(busy.started_at)} is running on "
                     f"{_hosts(sorted(set(busy.hosts) & set(hosts)))}; wait for it to finish"
                 )
             self._jobs[job.id] = job
@@ -318,7 +350,7 @@ class Jobs:
         thread = threading.Thread(target=self._run, args=(spec, job), name=f"dashboard-{spec.name}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
-        self.dashboard.changed(record=True)
+        self._changed(True)
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -351,45 +383,27 @@ class Jobs:
         if line:
             job.lines.append(line)
         if line or kind == "playbook_on_task_start":
-            self.dashboard.changed()
+            self._changed(False)
 
     def _run(self, spec: ActionSpec, job: Job) -> None:
-        dashboard = self.dashboard
-        toolkit = EmergencyToolkit(
-            inventory=dashboard.inventory_arg,
-            store=dashboard.store,
-            actor=job.user,
-            home=dashboard.home,
-            timeout=dashboard.action_timeout,
-            on_event=lambda event: self._on_event(job, event),
-            cancel=self.stop_event.is_set,
-        )
         try:
-            result = spec.run(toolkit, ",".join(job.hosts), job.inputs, job.user, dashboard.failing_since(job.hosts))
+            toolkit = self._toolkit(
+                actor=job.user, on_event=lambda event: self._on_event(job, event), cancel=self.stop_event.is_set
+            )
+            result = spec.run(toolkit, ",".join(job.hosts), job.inputs, job.user, self._failing_since(job.hosts))
         except ToolkitError as exc:
             job.state, job.exit_code, job.message = "failed", exc.exit_code, exc.message
         except Exception as exc:  # reported on the page and in the log; the dashboard goes on
             log.exception("dashboard action %s failed", spec.name)
             job.state, job.exit_code, job.message = "failed", 1, f"internal error: {type(exc).__name__}: {exc}"
         else:
-            job.state = "succeeded" if result.ok else "failed"
-            job.exit_code, job.message = result.exit_code, result.message
-            job.outcome = {
-                host: {
-                    key: row.get(key)
-                    for key in ("status", "line", "error", "primary", "level", "mode")
-                    if row.get(key) is not None
-                }
-                for host, row in result.hosts.items()
-            }
-            if result.run is not None:
-                job.run_ids.append(result.run.run_id)
+            job.finish(result)
             if spec.name in ("health-check", "auto-recover"):
-                dashboard.record_health(result, source=spec.name, at=job.started_at)
-        job.finished_at = _now()
+                self._record_health(result, spec.name, job.started_at)
+        job.finished_at = utc_now()
         job.lines.append(f"{job.state}: {job.message}")
         try:
-            dashboard.store.audit(
+            self._store.audit(
                 actor=job.user,
                 action=f"dashboard {spec.name} {job.state}",
                 target=_hosts(job.hosts),
@@ -397,7 +411,7 @@ class Jobs:
             )
         except ToolkitError as exc:  # the store is down: the page still shows the result
             log.error("cannot record the end of dashboard action %s in the audit trail: %s", job.id, exc.message)
-        dashboard.changed(record=True)
+        self._changed(True)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Cancel the running playbooks (ansible-runner stops them cleanly) and wait for the threads."""
@@ -406,4 +420,4 @@ class Jobs:
             thread.join(timeout)
 
 
-__all__ = ["ACTIONS", "ActionSpec", "Conflict", "Job", "Jobs"]
+__all__ = ["ACTIONS", "ActionSpec", "Conflict", "Job", "Jobs", "ToolkitFactory", "check_text"]
