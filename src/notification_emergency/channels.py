@@ -1,4 +1,4 @@
-"""The notifier's channels and their configuration: ``channels.yml``, Apprise URLs, masking, delivery.
+"""The notifier's channels and their configuration: ``channels.yml``, Apprise URLs, routing, retries.
 
 Where the configuration comes from (the first that exists): the path given (``--channels``), the file named by
 ``NOTIFICATION_EMERGENCY_CHANNELS``, ``<state dir>/channels.yml``; channels may also be given one per
@@ -17,37 +17,32 @@ Channels:
 - ``file``: the JSON-lines file ``notifications.log`` in the state directory; it depends on nothing but the
   local disk, so it is also the last resort (see :mod:`notification_emergency.notifier`).
 
-Secrets: a channel URL is never shown as given. :func:`mask_url` keeps the scheme and, for the schemes where
-it is a server name, the host and port; credentials, path segments (tokens often live there), the fragment
-and query values other than a few harmless keys become ``***``. Every error text that leaves this module goes
-through :meth:`ChannelConfig.scrub`, which replaces each secret fragment of every configured URL (and the
-API tokens read) with ``***``.
+Secrets: a channel URL is never shown as given. :func:`~notification_emergency.redact.mask_url` (the
+project's one masker) keeps the scheme and, for the schemes where it is a server name, the host and port;
+credentials, path segments (tokens often live there), the fragment and query values other than a few
+harmless keys become ``***``. Every error text that leaves the notifier goes through
+:meth:`ChannelConfig.scrub`, which replaces each secret fragment of every configured URL (and the API tokens
+read) with ``***``. Delivery is :mod:`notification_emergency.delivery`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any
 
-import requests
 import yaml
 
-from notification_emergency.catalogue import APP_PRIORITY, COMPONENTS, FAILURE_COMPONENT, PRIORITIES
+from notification_emergency.catalogue import COMPONENTS, FAILURE_COMPONENT, PRIORITIES
 from notification_emergency.errors import BadInput
 from notification_emergency.paths import readable_by_others, writable_by_others
-
-if TYPE_CHECKING:
-    from notification_emergency.inventory import Fleet
+from notification_emergency.redact import mask_url, scrub_text
 
 USERS = "users"
 FILE = "file"
@@ -59,69 +54,8 @@ DOCS = "docs/notifications.md"
 # PRIORITIES, COMPONENTS, FAILURE_COMPONENT (a failure type given as a failed component names the component it
 # takes down) and APP_PRIORITY (the application's priorities for the toolkit's) come from the catalogue.
 
-# Schemes whose host part is a server name (kept when masked); in the others (slack://, pagerduty://,
-# discord:// ...) the "host" is itself a token.
-_HOST_SCHEMES = frozenset(
-    {
-        *("json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos", "ntfy", "ntfys", "gotify"),
-        *("gotifys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "apprise", "apprises"),
-        *("mqtt", "mqtts", "kodi", "kodis", "xbmc", "xbmcs", "signal", "signals"),
-    }
-)
-# Query keys whose values are kept when masked: addresses and switches, never credentials.
-_PLAIN_QUERY_KEYS = frozenset(
-    {
-        *("to", "from", "cc", "bcc", "name", "mode", "format", "method", "region", "smtp", "priority"),
-        *("severity", "lang", "overflow", "retry", "wait"),
-    }
-)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_MIN_SECRET = 4  # shorter fragments are not scrubbed from free text (they would garble it)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Masking
-
-
-def mask_url(url: str) -> tuple[str, set[str]]:
-    """``(masked URL, secret fragments)``: the URL as it may be shown, and what must never be shown."""
-    parts = urlsplit(url)
-    secrets: set[str] = set()
-
-    def hide(value: str) -> str:
-        if value:
-            secrets.update({value, unquote(value)})
-        return "***"
-
-    scheme = parts.scheme.lower()
-    netloc = parts.netloc
-    userinfo, _, hostport = netloc.rpartition("@")
-    shown_user = ""
-    if userinfo:
-        user, colon, password = userinfo.partition(":")
-        shown_user = hide(user) + (":" + hide(password) if colon else "") + "@"
-    shown_host = hostport if scheme in _HOST_SCHEMES or not hostport else hide(hostport)
-    path = "/".join(hide(segment) if segment else "" for segment in parts.path.split("/"))
-    query = "&".join(
-        f"{key}={value if key.lower() in _PLAIN_QUERY_KEYS else hide(value)}"
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key.lower() not in _PLAIN_QUERY_KEYS and value:
-            secrets.add(value)
-    masked = f"{scheme}://{shown_user}{shown_host}{path}" + (f"?{query}" if query else "")
-    if parts.fragment:
-        masked += "#" + hide(parts.fragment)
-    return masked, {s for s in secrets if s}
-
-
-def scrub(text: str, secrets: set[str] | frozenset[str]) -> str:
-    """``text`` with every secret fragment (of at least 4 characters) replaced by ``***``."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= _MIN_SECRET:
-            text = text.replace(secret, "***")
-    return text
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -173,7 +107,7 @@ class ChannelConfig:
     warnings: tuple[str, ...] = ()  # the files' permissions (load_channels), shown by --check-config
 
     def scrub(self, text: str) -> str:
-        return scrub(text, self.secrets)
+        return scrub_text(text, self.secrets)
 
     def chain(self, name: str) -> list[str]:
         """``name`` and its fallbacks, in the order they are tried."""
@@ -415,8 +349,8 @@ def _check_apprise_url(entry: str, url: str, masked: str) -> None:
             f"{entry}: unknown scheme {scheme!r} in {masked}; use one of Apprise's services "
             "(mailto, mailtos, json, jsons, slack, pagerduty, msteams, discord, ntfy ...) or fix the typo"
         )
-    with _apprise_quiet():
-        plugin = _instantiate(url)
+    with apprise_quiet():
+        plugin = instantiate(url)
     if plugin is None:
         raise BadInput(
             f"{entry}: {masked} is not a valid {scheme}:// URL (Apprise cannot parse it: a host, token or "
@@ -436,7 +370,38 @@ def _known_schemes() -> frozenset[str]:
     return _SCHEMES
 
 
-def _instantiate(url: str) -> Any:
+_capture = threading.local()
+_sink_lock = threading.Lock()
+
+
+class _AppriseSink(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(_capture, "lines", None)
+        if lines is not None and record.levelno >= logging.WARNING:
+            lines.append(record.getMessage())
+
+
+def _install_sink() -> None:
+    with _sink_lock:
+        logger = logging.getLogger("apprise")
+        if not any(isinstance(handler, _AppriseSink) for handler in logger.handlers):
+            logger.addHandler(_AppriseSink())
+        logger.propagate = False
+
+
+@contextmanager
+def apprise_quiet() -> Iterator[list[str]]:
+    _install_sink()
+    lines: list[str] = []
+    previous = getattr(_capture, "lines", None)
+    _capture.lines = lines
+    try:
+        yield lines
+    finally:
+        _capture.lines = previous
+
+
+def instantiate(url: str) -> Any:
     import apprise
 
     return apprise.Apprise.instantiate(url, suppress_exceptions=True)
@@ -551,267 +516,17 @@ def failed_components(names: Any) -> set[str]:
     return found
 
 
-# --------------------------------------------------------------------------------------------------------
-# Delivery
-
-
-class DeliveryError(Exception):
-    """One attempt failed; another attempt may work."""
-
-
-class PermanentError(DeliveryError):
-    """One attempt failed in a way a retry cannot fix (refused input, wrong token): go to the next channel."""
-
-
-class Skip(Exception):
-    """The channel cannot be used for this notification (the component it needs is down): not an attempt."""
-
-
-# Apprise reports why a notification failed only through its logger. Its records are kept from the root
-# logger (they may hold URLs) and collected per thread while a channel is tried.
-_capture = threading.local()
-_sink_lock = threading.Lock()
-
-
-class _AppriseSink(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        lines = getattr(_capture, "lines", None)
-        if lines is not None and record.levelno >= logging.WARNING:
-            lines.append(record.getMessage())
-
-
-def _install_sink() -> None:
-    with _sink_lock:
-        logger = logging.getLogger("apprise")
-        if not any(isinstance(handler, _AppriseSink) for handler in logger.handlers):
-            logger.addHandler(_AppriseSink())
-        logger.propagate = False
-
-
-@contextmanager
-def _apprise_quiet() -> Iterator[list[str]]:
-    _install_sink()
-    lines: list[str] = []
-    previous = getattr(_capture, "lines", None)
-    _capture.lines = lines
-    try:
-        yield lines
-    finally:
-        _capture.lines = previous
-
-
-_NOTIFY_TYPE = {"critical": "failure", "high": "warning", "medium": "info", "low": "info"}
-
-
-def send_external(channel: ExternalChannel, title: str, message: str, priority: str, timeout: float) -> str:
-    """One attempt through Apprise; returns a short description, raises DeliveryError with Apprise's reason."""
-    with _apprise_quiet() as lines:
-        plugin = _instantiate(channel.url)
-        if plugin is None:  # checked at load; only a changed environment gets here
-            raise PermanentError(f"{channel.masked} is not a valid Apprise URL")
-        plugin.socket_connect_timeout = timeout
-        plugin.socket_read_timeout = timeout
-        try:
-            ok = plugin.notify(body=message or title, title=title, notify_type=_NOTIFY_TYPE[priority])
-        except Exception as exc:  # a plugin bug must not stop the other channels
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
-    if not ok:
-        raise DeliveryError("; ".join(dict.fromkeys(lines)) or "the service did not accept the notification")
-    return f"sent to {channel.masked}"
-
-
-@dataclass(frozen=True)
-class AppHost:
-    """Where one host of the application answers (from the inventory, as the watch reads it)."""
-
-    host: str
-    web_url: str
-    root: str | None
-
-
-def app_hosts(fleet: Fleet, limit: str | None) -> list[AppHost]:
-    return [AppHost(t.host, t.web_url, t.root) for t in fleet.targets(limit)]
-
-
-Step = tuple[str, Callable[[float], str]]
-
-
-class UsersChannel:
-    """The application's users, through one host (or every host) of the application.
-
-    For each host the steps are chosen by what works: the WebSocket path when the web process, Redis and the
-    WebSocket process are healthy; else the flash path of the API; else (web process down) the flash store
-    on the host through Ansible. A database that is down leaves no way to users on that host."""
-
-    def __init__(self, fleet: Fleet, config: ChannelConfig, home: Path, add_secret: Callable[[str], None]):
-        self.fleet = fleet
-        self.config = config
-        self.home = home
-        self.add_secret = add_secret
-
-    def token(self, host: AppHost) -> str:
-        settings = self.config.users
-        if settings.api_token_env:
-            value = os.environ.get(settings.api_token_env, "").strip()
-            if not value:
-                raise PermanentError(
-                    f"users.api_token_env names {settings.api_token_env}, which is not set; export the API token"
-                )
-        elif settings.api_token_file:
-            value = _read_token(settings.api_token_file)
-        elif host.root and Path(host.root, "etc", "secrets.yml").is_file():
-            value = _read_token(Path(host.root, "etc", "secrets.yml"))
-        else:
-            raise PermanentError(
-                f"no API token for {host.host}: its secrets file is not on this machine; set users.api_token_env "
-                f"or users.api_token_file in the channels file ({DOCS})"
-            )
-        self.add_secret(value)
-        return value
-
-    def health(self, host: AppHost, timeout: float) -> tuple[set[str], str | None]:
-        """(components not healthy, mode) from the web process's /health; an unreachable web is ``web``."""
-        try:
-            answer = requests.get(f"{host.web_url}/health", timeout=timeout, headers={"Connection": "close"})
-            body = answer.json()
-        except (requests.RequestException, ValueError):
-            return {"web"}, None
-        down = {
-            name
-            for name, part in (body.get("components") or {}).items()
-            if name in COMPONENTS and isinstance(part, dict) and part.get("status") in ("failed", "degraded")
-        }
-        return down, body.get("mode")
-
-    def steps(
-        self, host: AppHost, failed: set[str], title: str, message: str, priority: str, deadline: float
-    ) -> list[Step]:
-        down = set(failed)
-        mode = None
-        if "database" not in down and "web" not in down:
-            seen, mode = self.health(host, max(0.2, min(2.0, deadline - time.monotonic())))
-            down |= seen
-        if "database" in down:
-            raise Skip(f"{host.host}: the database is down, the application cannot store a notification")
-        payload = {"user": "*", "title": title[:200], "message": message[:5000], "priority": APP_PRIORITY[priority]}
-        steps: list[Step] = []
-        if "web" not in down:
-            if mode != "legacy" and not down & {"websocket", "redis"}:
-                steps.append((f"users:websocket@{host.host}", lambda t: self.post(host, payload, t, realtime=True)))
-            steps.append(
-                (
-                    f"users:flash@{host.host}",
-                    lambda t: self.post(host, {**payload, "channel": "flash"}, t, realtime=False),
-                )
-            )
-        if self.config.users.host_store:
-            steps.append((f"users:host-store@{host.host}", lambda t: self.host_store(host, payload, t)))
-        if not steps:
-            raise Skip(f"{host.host}: the web process is down and users.host_store is false")
-        return steps
-
-    def post(self, host: AppHost, payload: dict[str, Any], timeout: float, *, realtime: bool) -> str:
-        token = self.token(host)
-        try:
-            answer = requests.post(
-                f"{host.web_url}/api/notifications",
-                json=payload,
-                headers={"Authorization": f"Bearer {token}", "Connection": "close"},
-                timeout=timeout,
-            )
-        except requests.RequestException as exc:
-            raise DeliveryError(f"POST {host.web_url}/api/notifications: {type(exc).__name__}") from None
-        try:
-            body = answer.json()
-        except ValueError:
-            body = {}
-        if answer.status_code != 201:
-            error = f"POST {host.web_url}/api/notifications answered {answer.status_code}: {body.get('error', '')}"
-            if answer.status_code in (400, 401, 403, 409):
-                raise PermanentError(error)
-            raise DeliveryError(error)
-        detail = (
-            f"application notification {body.get('id')} for {body.get('recipients')} users, "
-            f"channel {body.get('channel')}"
-        )
-        if realtime and body.get("channel") == "websocket" and not body.get("published"):
-            detail += " (stored, not published in real time: replayed when the users reconnect)"
-        return detail
-
-    def host_store(self, host: AppHost, payload: dict[str, Any], timeout: float) -> str:
-        """``notification-service notify`` on the host, through Ansible: needs only the database."""
-        from notification_emergency.runner import run_module
-
-        argv = [
-            "{{ notification_service_python | default(notification_service_root | default('/srv/notification')"
-            " ~ '/venv/bin/python') | dirname }}/notification-service",
-            "notify",
-            "--config",
-            "{{ notification_service_root | default('/srv/notification') }}/etc/config.yml",
-            "--user",
-            "*",
-            # --name=value: a title that begins with "-" is still the title, not an option
-            "--title={{ notification_title }}",
-            "--message={{ notification_message }}",
-            "--priority={{ notification_priority }}",
-        ]
-        # The title and message are data: passed as variables marked unsafe, never rendered (runner.run_module).
-        run = run_module(
-            "ansible.builtin.command",
-            {"argv": argv},
-            data={
-                "notification_title": payload["title"],
-                "notification_message": payload["message"],
-                "notification_priority": payload["priority"],
-            },
-            hosts=host.host,
-            inventory=self.fleet.sources,
-            timeout=max(5, int(timeout) + 1),
-            artifacts_root=self.home / "artifacts",
-        )
-        result = run.results.get(host.host) or {}
-        if run.status != "successful" or result.get("rc") != 0:
-            why = result.get("stderr") or result.get("msg") or f"ansible {run.status} (rc {run.rc})"
-            raise DeliveryError(f"notification-service notify on {host.host}: {str(why).strip()[-300:]}")
-        try:
-            body = json.loads(result.get("stdout") or "{}")
-        except ValueError:
-            body = {}
-        return (
-            f"stored on {host.host} for the next page: notification {body.get('id')} ({body.get('recipients')} users)"
-        )
-
-
-def _read_token(path: Path) -> str:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PermanentError(f"cannot read the API token from {path}: {type(exc).__name__}") from None
-    token = data.get("api_token") if isinstance(data, dict) else data
-    if not isinstance(token, str) or not token.strip():
-        raise PermanentError(f"{path} holds no api_token")
-    return token.split()[0]  # a bare token file may carry more words (Ansible's password lookup: salt=...)
-
-
 __all__ = [
     "BUILTIN",
     "COMPONENTS",
     "FILE",
     "PRIORITIES",
     "USERS",
-    "AppHost",
     "ChannelConfig",
-    "DeliveryError",
     "ExternalChannel",
-    "PermanentError",
     "RetryPolicy",
-    "Skip",
-    "UsersChannel",
     "UsersSettings",
-    "app_hosts",
     "failed_components",
     "load_channels",
     "mask_url",
-    "scrub",
-    "send_external",
 ]

@@ -33,17 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from notification_emergency import channels as ch
+from notification_emergency import delivery
 from notification_emergency.catalogue import LEVEL_PRIORITY, PRIORITIES
-from notification_emergency.channels import (
-    FILE,
-    USERS,
-    ChannelConfig,
-    DeliveryError,
-    PermanentError,
-    Skip,
-    load_channels,
-)
+from notification_emergency.channels import FILE, USERS, ChannelConfig, load_channels
+from notification_emergency.delivery import DeliveryError, PermanentError, Skip
 from notification_emergency.errors import BadInput, ToolkitError
+from notification_emergency.redact import scrub_text
 from notification_emergency.store import EventStore
 
 if TYPE_CHECKING:
@@ -121,7 +116,7 @@ class Notifier:
     def scrub(self, text: str) -> str:
         with self._lock:
             secrets = set(self._secrets)
-        return ch.scrub(text, secrets)
+        return scrub_text(text, secrets)
 
     def _add_secret(self, value: str) -> None:
         with self._lock:
@@ -289,7 +284,7 @@ class _Run:
             return self.users()
         channel = self.config.channels[name]
         return self.attempt(
-            name, lambda timeout: ch.send_external(channel, self.title, self.message, self.priority, timeout)
+            name, lambda timeout: delivery.send_external(channel, self.title, self.message, self.priority, timeout)
         )
 
     def users(self) -> tuple[str | None, str | None]:
@@ -298,8 +293,8 @@ class _Run:
             raise Skip("no application hosts known (this notifier has no inventory)")
         if "database" in self.failed:
             raise Skip("the application's database is down: users cannot be reached until it is back")
-        users = ch.UsersChannel(fleet, self.config, self.notifier.home, self.notifier._add_secret)
-        hosts = ch.app_hosts(fleet, self.limit)
+        users = delivery.UsersChannel(fleet, self.config, self.notifier.home, self.notifier._add_secret)
+        hosts = delivery.app_hosts(fleet, self.limit)
         delivered: list[str] = []
         errors: list[str] = []
         for host in hosts:

@@ -104,6 +104,11 @@ def scrub(value: Any, secrets: Iterable[str]) -> Any:
     return _scrub(value, ordered)
 
 
+def scrub_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret fragment replaced by ``***``."""
+    return str(scrub(text, secrets))
+
+
 def _scrub(value: Any, ordered: list[str]) -> Any:
     if isinstance(value, str):
         for secret in ordered:
