@@ -284,17 +284,10 @@ diff:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.notification_backup import (
-    BackupError,
-    find,
-    make,
-    prune,
-    query,
-    restore,
-    summary,
-    validate,
-    verify_or_fail,
-)
+from ansible.module_utils.notification_backup import BackupError, validate
+from ansible.module_utils.notification_backup_list import find, prune, query, summary, verify_or_fail
+from ansible.module_utils.notification_backup_make import make
+from ansible.module_utils.notification_backup_restore import restore
 
 
 def main():

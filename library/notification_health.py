@@ -398,7 +398,7 @@ checks:
       error: "1500 pending notifications in notification:pending, more than 1000"
       reason: backlog
       evidence:
-        url: "redis://:********@127.0.0.1:6379/0"
+        url: "redis://:***@127.0.0.1:6379/0"
         ping: PONG
         used_memory: 1048576
         pending_queue_length: 1500
@@ -418,11 +418,8 @@ degraded_checks:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.notification_health import (
-    HealthArgumentError,
-    MissingLibrary,
-    check_health,
-)
+from ansible.module_utils.notification_common import HealthArgumentError, MissingLibrary
+from ansible.module_utils.notification_health import check_health
 
 
 def main():

@@ -27,8 +27,10 @@ import os
 import socket
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
+
+from ansible.module_utils.notification_timeutil import iso_seconds, parse_iso, utc_now
 
 LOCK_NAME = "toolkit.lock"
 AUDIT_NAME = "lock-audit.log"
@@ -52,24 +54,6 @@ class LockHeld(LockError):
     def __init__(self, message: str, holder: dict[str, Any]) -> None:
         super().__init__(message)
         self.holder = holder
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)  # noqa: UP017 (Python 3.8 on managed hosts)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
-
-
-def parse_iso(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=timezone.utc)  # noqa: UP017
 
 
 def service_root_problem(root: str) -> str | None:
@@ -167,7 +151,7 @@ def stale_reason(holder: dict[str, Any], now: datetime, hostname: str) -> str | 
 
 def read_lock(path: str, now: datetime | None = None) -> dict[str, Any] | None:
     """The holder of the lock at ``path`` without locking it (query, check mode); None when free."""
-    now = now or utc_now()
+    now = now or utc_now(whole_seconds=True)
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -300,8 +284,8 @@ def new_lock(
         "playbook": playbook,
         "controller": controller,
         "controller_pid": controller_pid,
-        "acquired_at": iso(now),
-        "expires_at": iso(now + timedelta(seconds=ttl)),
+        "acquired_at": iso_seconds(now),
+        "expires_at": iso_seconds(now + timedelta(seconds=ttl)),
     }
 
 
@@ -336,7 +320,7 @@ def take(
         lock.get("controller"),
         lock.get("controller_pid"),
         lock["ttl"],
-        utc_now(),
+        utc_now(whole_seconds=True),
     )
     return acquire(
         lock_path,
@@ -362,7 +346,7 @@ def acquire(
 
     Raises LockHeld when another live run holds it (and ``force`` is false).
     """
-    now = now or utc_now()
+    now = now or utc_now(whole_seconds=True)
     hostname = hostname or socket.gethostname()
     warnings: list[str] = []
     run_id = wanted["run_id"]
@@ -430,7 +414,7 @@ def acquire(
                     _audit(
                         audit_fd,
                         {
-                            "timestamp": iso(now),
+                            "timestamp": iso_seconds(now),
                             "action": action,
                             "lock_path": lock_path,
                             "reason": reason or "force: true",
@@ -465,7 +449,7 @@ def release(
     lock_path: str, audit_log: str, run_id: str, check_mode: bool = False, now: datetime | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """Remove the lock when ``run_id`` holds it; leave another run's lock in place (with a warning)."""
-    now = now or utc_now()
+    now = now or utc_now(whole_seconds=True)
     warnings: list[str] = []
     fd = None
     if check_mode:
@@ -491,7 +475,7 @@ def release(
 
 
 def query(lock_path: str, audit_log: str, run_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    now = now or utc_now()
+    now = now or utc_now(whole_seconds=True)
     holder = read_lock(lock_path, now)
     if holder is None:
         return _result(lock_path, audit_log)

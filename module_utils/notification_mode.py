@@ -30,16 +30,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible.module_utils.notification_backup import file_info, make, prune, restore
-from ansible.module_utils.notification_health import (
-    PENDING_KEY,
-    CheckTimeout,
-    Context,
-    Deadline,
-    check_health,
-    read_service_config,
-    redis_command,
-)
+from ansible.module_utils.notification_backup import file_info
+from ansible.module_utils.notification_backup_list import prune
+from ansible.module_utils.notification_backup_make import make
+from ansible.module_utils.notification_backup_restore import restore
+from ansible.module_utils.notification_checks import Context
+from ansible.module_utils.notification_common import CheckTimeout, Deadline
+from ansible.module_utils.notification_health import check_health
+from ansible.module_utils.notification_redis import PENDING_KEY, redis_command
+from ansible.module_utils.notification_service_config import read_service_config
 from ansible.module_utils.notification_services import ServiceControlError, SystemdBackend, converge
 
 MODES = ("legacy", "websocket")

@@ -22,14 +22,14 @@ import re
 import socket
 import time
 import xmlrpc.client
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable, List, Tuple  # noqa: UP035 (Python 3.8 on managed hosts)
 from urllib.parse import urlsplit
 from xml.parsers.expat import ExpatError
 
 # run_command(args) -> (rc, stdout, stderr)
-Runner = Callable[[list[str]], tuple[int, str, str]]
+# A runtime alias: typing's generics, since list[str] fails on Python 3.8 (managed hosts).
+Runner = Callable[[List[str]], Tuple[int, str, str]]  # noqa: UP006
 
 RUNNING_STATES = frozenset({"RUNNING", "STARTING"})
 SUPERVISOR_STATUS = re.compile(r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)\s*(?P<rest>.*)$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import subprocess
 import textwrap
 import threading
@@ -21,6 +22,8 @@ from tests.conftest import VENV_BIN, free_port_block
 
 REDIS_SERVER = "/usr/bin/redis-server"
 NAMESPACE = "/notifications"
+API_TOKEN = "health-test-token-4f1c9b"
+REDIS_PASSWORD = "s3cret-redis-pw"
 
 
 def closed_port() -> int:
@@ -245,3 +248,28 @@ def start_supervisord(conf: Path, running: list[str], timeout: float = 15.0) -> 
 
 def stop_supervisord(conf: Path) -> None:
     subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "shutdown"], capture_output=True, check=False)
+
+
+# -- running the module ---------------------------------------------------------------------------------------
+
+
+def sqlite_db(path: Path, rows: int = 2) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notifications (id INTEGER PRIMARY KEY, title TEXT)")
+        conn.executemany("INSERT INTO notifications (title) VALUES (?)", [(f"n{i}",) for i in range(rows)])
+    conn.close()
+    return path
+
+
+def health(module_runner: Any, checks: list[dict[str, Any]], **args: Any) -> dict[str, Any]:
+    """Run the module with ``checks``; it must not fail (unhealthy components do not fail it)."""
+    result, failed = module_runner("notification_health", {"checks": checks, **args})
+    assert not failed, result.get("msg")
+    assert result["changed"] is False
+    return result
+
+
+def one(module_runner: Any, check: dict[str, Any], **args: Any) -> dict[str, Any]:
+    result = health(module_runner, [{"name": "it", **check}], **args)
+    return result["checks"]["it"]

@@ -280,7 +280,7 @@ def test_unreachable_redis_skips_the_queue_with_a_warning(module_runner: Any, ro
 
 
 def test_reuse_unchanged_and_name_collisions(module_runner: Any, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ansible.module_utils.notification_backup as backup_utils
+    import ansible.module_utils.notification_backup_make as backup_utils
 
     moment = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
     monkeypatch.setattr(backup_utils, "utc_now", lambda: moment)

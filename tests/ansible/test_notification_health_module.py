@@ -7,121 +7,30 @@ import json
 import os
 import sqlite3
 import sys
-import textwrap
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from ansible.module_utils import notification_health as nh
 
 from tests.ansible.health_servers import (
+    API_TOKEN,
     NAMESPACE,
+    REDIS_PASSWORD,
     Blackhole,
     HTTPServer,
     RedisServer,
     SocketIOServer,
     closed_port,
-    start_supervisord,
-    stop_supervisord,
+    health,
+    one,
+    sqlite_db,
     supervisor_conf,
 )
 from tests.conftest import VENV_BIN
 
-API_TOKEN = "health-test-token-4f1c9b"
-REDIS_PASSWORD = "s3cret-redis-pw"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-# -- servers, started once for the whole file ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def http_server() -> Iterator[HTTPServer]:
-    server = HTTPServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def blackhole() -> Iterator[Blackhole]:
-    server = Blackhole()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def sio_server() -> Iterator[SocketIOServer]:
-    server = SocketIOServer(API_TOKEN)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis-auth"), password=REDIS_PASSWORD)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def supervisor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    tmp = tmp_path_factory.mktemp("supervisor")
-    conf = supervisor_conf(tmp, {"notification-web": True, "notification-websocket": True, "idle": False})
-    start_supervisord(conf, ["notification-web", "notification-websocket"])
-    yield conf
-    stop_supervisord(conf)
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
-    name = f"notif_health_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE DATABASE {name}")
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute("CREATE TABLE notifications (id serial PRIMARY KEY, title text)")
-        conn.execute("INSERT INTO notifications (title) VALUES ('a'), ('b'), ('c')")
-    yield url
-    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
-
-
-def sqlite_db(path: Path, rows: int = 2) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE notifications (id INTEGER PRIMARY KEY, title TEXT)")
-        conn.executemany("INSERT INTO notifications (title) VALUES (?)", [(f"n{i}",) for i in range(rows)])
-    conn.close()
-    return path
-
-
-def health(module_runner: Any, checks: list[dict[str, Any]], **args: Any) -> dict[str, Any]:
-    """Run the module with ``checks``; it must not fail (unhealthy components do not fail it)."""
-    result, failed = module_runner("notification_health", {"checks": checks, **args})
-    assert not failed, result.get("msg")
-    assert result["changed"] is False
-    return result
-
-
-def one(module_runner: Any, check: dict[str, Any], **args: Any) -> dict[str, Any]:
-    result = health(module_runner, [{"name": "it", **check}], **args)
-    return result["checks"]["it"]
-
+# The servers (http_server, sio_server, redis_server, ...): one of each per test module.
+pytest_plugins = ["tests.ansible.health_fixtures"]
 
 # -- http ------------------------------------------------------------------------------------------------------
 
@@ -287,7 +196,7 @@ def test_redis_password(module_runner: Any, redis_with_password: RedisServer) ->
     check = with_password["checks"]["redis"]
     assert check["status"] == "healthy", check["error"]
     assert REDIS_PASSWORD not in json.dumps(with_password)
-    assert check["evidence"]["url"] == f"redis://:********@127.0.0.1:{redis_with_password.port}/0"
+    assert check["evidence"]["url"] == f"redis://:***@127.0.0.1:{redis_with_password.port}/0"
 
     without = one(module_runner, {"kind": "redis", "url": redis_with_password.url()})
     assert (without["status"], without["reason"]) == ("failed", "auth")
@@ -327,19 +236,19 @@ def test_sqlite_query_error(module_runner: Any, tmp_path: Path) -> None:
     assert "no such table" in check["error"]
 
 
-def test_postgresql(module_runner: Any, postgres_url: str) -> None:
-    check = one(module_runner, {"kind": "database", "url": postgres_url})
+def test_postgresql(module_runner: Any, notifications_pg: str) -> None:
+    check = one(module_runner, {"kind": "database", "url": notifications_pg})
     assert check["status"] == "healthy", check["error"]
     assert check["evidence"]["dialect"] == "postgresql" and check["evidence"]["rows"] == 3
-    wrong = one(module_runner, {"kind": "database", "url": postgres_url + "_nope"})
+    wrong = one(module_runner, {"kind": "database", "url": notifications_pg + "_nope"})
     assert wrong["status"] == "failed" and wrong["reason"] == "missing" and "does not exist" in wrong["error"]
 
 
-def test_postgresql_password_is_masked(module_runner: Any, postgres_url: str) -> None:
-    url = postgres_url.replace("postgres@", "postgres:pg-pass-9876@")  # trust auth ignores it
+def test_postgresql_password_is_masked(module_runner: Any, notifications_pg: str) -> None:
+    url = notifications_pg.replace("postgres@", "postgres:pg-pass-9876@")  # trust auth ignores it
     result = health(module_runner, [{"name": "db", "kind": "database", "url": url}])
     assert result["checks"]["db"]["status"] == "healthy"
-    assert "pg-pass-9876" not in json.dumps(result) and ":********@" in result["checks"]["db"]["evidence"]["url"]
+    assert "pg-pass-9876" not in json.dumps(result) and ":***@" in result["checks"]["db"]["evidence"]["url"]
 
 
 def test_postgresql_without_psycopg_fails_with_missing_lib(module_runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -422,293 +331,3 @@ def test_file(module_runner: Any, tmp_path: Path) -> None:
     assert (changed["status"], changed["reason"]) == ("failed", "checksum")
     small = one(module_runner, {"kind": "file", "path": str(target), "min_size": 1000})
     assert small["status"] == "failed"
-
-
-# -- concurrency, deadline, classification ---------------------------------------------------------------------
-
-
-def test_timeouts_run_concurrently(module_runner: Any, blackhole: Blackhole) -> None:
-    hung = f"127.0.0.1:{blackhole.port}"
-    checks = [
-        {"name": "a", "kind": "http", "url": f"http://{hung}/"},
-        {"name": "b", "kind": "websocket", "url": f"http://{hung}"},
-        {"name": "c", "kind": "redis", "url": f"redis://{hung}/0"},
-        {"name": "d", "kind": "http", "url": f"http://{hung}/other"},
-    ]
-    started = time.monotonic()
-    result = health(module_runner, checks, timeout=1, deadline=1)
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.6, f"took {elapsed:.2f}s"
-    for name in "abcd":
-        assert result["checks"][name]["reason"] == "timeout"
-    assert result["overall"] == "failed" and result["failed_checks"] == ["a", "b", "c", "d"]
-
-
-def test_slow_checks_overlap(module_runner: Any, http_server: HTTPServer) -> None:
-    checks = [{"name": f"slow{i}", "kind": "http", "url": http_server.url("/slow?s=1")} for i in range(3)]
-    started = time.monotonic()
-    result = health(module_runner, checks, timeout=3, latency_degraded_ms=5000)
-    elapsed = time.monotonic() - started
-    assert result["overall"] == "healthy"
-    assert elapsed < 1.8, f"3 checks of 1s took {elapsed:.2f}s"
-    assert result["duration_ms"] < 1800
-
-
-def test_a_check_stuck_past_its_timeout_is_cut_at_the_deadline() -> None:
-    """The safety net for calls that ignore timeouts (a hung DNS lookup): the call still returns in time."""
-
-    def stuck(probe: nh.Probe, context: nh.Context) -> dict[str, Any]:
-        time.sleep(30)
-        return probe.result("healthy")
-
-    specs = [nh.CheckSpec(name="stuck", kind="tcp", component="host", timeout=5.0)]
-    started = time.monotonic()
-    result = nh.run_checks(specs, deadline_s=0.5, runner=stuck)
-    assert time.monotonic() - started < 1.0
-    assert result["checks"]["stuck"]["reason"] == "timeout"
-    assert "deadline" in result["checks"]["stuck"]["error"]
-    slow_own = nh.run_checks([nh.CheckSpec("stuck", "tcp", "host", timeout=0.3)], deadline_s=5, runner=stuck)
-    assert slow_own["checks"]["stuck"]["error"].startswith("timeout after 0.3s")
-    assert slow_own["duration_ms"] < 1000
-
-
-def test_non_critical_failure_only_degrades(module_runner: Any, http_server: HTTPServer) -> None:
-    result = health(
-        module_runner,
-        [
-            {"name": "web", "kind": "http", "url": http_server.url("/health")},
-            {"name": "extra", "kind": "http", "url": http_server.url("/error"), "critical": False},
-        ],
-    )
-    assert result["overall"] == "degraded" and result["failed_checks"] == ["extra"]
-    assert result["counts"] == {"healthy": 1, "degraded": 0, "failed": 1}
-
-
-def test_fail_on_unhealthy(module_runner: Any, http_server: HTTPServer) -> None:
-    bad = [{"name": "web", "kind": "http", "url": http_server.url("/error")}]
-    result, failed = module_runner("notification_health", {"checks": bad, "fail_on_unhealthy": True})
-    assert failed and "web: bad_status" in result["msg"] and result["overall"] == "failed"
-    good = [{"name": "web", "kind": "http", "url": http_server.url("/health")}]
-    result, failed = module_runner("notification_health", {"checks": good, "fail_on_unhealthy": True})
-    assert not failed and result["overall"] == "healthy"
-
-
-def test_check_mode_is_the_same(module_runner: Any, http_server: HTTPServer, tmp_path: Path) -> None:
-    checks = [
-        {"name": "web", "kind": "http", "url": http_server.url("/health")},
-        {"name": "db", "kind": "database", "url": f"sqlite:///{tmp_path}/absent.db"},
-    ]
-    normal, _ = module_runner("notification_health", {"checks": checks})
-    checked, failed = module_runner("notification_health", {"checks": checks}, check_mode=True)
-    assert not failed and checked["changed"] is False
-    assert {n: c["status"] for n, c in checked["checks"].items()} == {
-        n: c["status"] for n, c in normal["checks"].items()
-    }
-    assert checked["overall"] == normal["overall"] == "failed"
-    assert not (tmp_path / "absent.db").exists()
-
-
-# -- derived from config.yml -----------------------------------------------------------------------------------
-
-
-def service_root(
-    tmp: Path, http_server: HTTPServer, sio_server: SocketIOServer, redis_server: RedisServer, mode: str = "websocket"
-) -> Path:
-    root = tmp / "srv"
-    (root / "etc").mkdir(parents=True)
-    (root / "templates" / "active").mkdir(parents=True)
-    (root / "templates" / "active" / "index.html").write_text("<html></html>")
-    sqlite_db(root / "data" / "notifications.db")
-    secrets = root / "etc" / "secrets.yml"
-    secrets.write_text(yaml.safe_dump({"api_token": API_TOKEN, "secret_key": "k" * 32}))
-    secrets.chmod(0o600)
-    config = {
-        "mode": mode,
-        "websocket": {
-            "enabled": mode == "websocket",
-            "host": "127.0.0.1",
-            "port": sio_server.port,
-            "namespace": NAMESPACE,
-            "public_url": sio_server.url,
-        },
-        "web": {"host": "0.0.0.0", "port": http_server.port, "workers": 2, "threads": 4},
-        "redis_url": redis_server.url(db=5),
-        "database_url": f"sqlite:///{root}/data/notifications.db",
-        "templates_dir": f"{root}/templates/active",
-        "emergency_file": f"{root}/state/emergency.json",
-        "secrets_file": str(secrets),
-        "log_dir": f"{root}/log",
-    }
-    (root / "etc" / "config.yml").write_text(yaml.safe_dump(config))
-    return root
-
-
-DEFAULT_NAMES = [
-    "web",
-    "websocket",
-    "redis",
-    "database",
-    "web_port",
-    "websocket_port",
-    "web_process",
-    "websocket_process",
-    "disk",
-    "config",
-    "templates",
-    "page",
-]
-
-
-def test_defaults_from_config(
-    module_runner: Any,
-    tmp_path: Path,
-    http_server: HTTPServer,
-    sio_server: SocketIOServer,
-    redis_server: RedisServer,
-    supervisor: Path,
-) -> None:
-    root = service_root(tmp_path, http_server, sio_server, redis_server)
-    args = {
-        "config": str(root / "etc" / "config.yml"),
-        "manager": "supervisord",
-        "supervisor_config": str(supervisor),
-        "bin_dir": str(VENV_BIN),
-        "disk_min_free_percent": 0,
-    }
-    started = time.monotonic()
-    result, failed = module_runner("notification_health", args)
-    elapsed = time.monotonic() - started
-    assert not failed, result.get("msg")
-    assert list(result["checks"]) == DEFAULT_NAMES
-    not_healthy = {name: check["error"] for name, check in result["checks"].items() if check["status"] != "healthy"}
-    assert not not_healthy and result["overall"] == "healthy"
-    assert elapsed < 1.5
-    checks = result["checks"]
-    assert checks["web"]["evidence"]["url"] == f"http://127.0.0.1:{http_server.port}/health"
-    assert checks["websocket"]["evidence"]["roundtrip_ms"] is not None
-    assert checks["database"]["evidence"]["rows"] == 2
-    assert checks["disk"]["evidence"]["path"] == str(root)
-    assert checks["templates"]["component"] == "templates"
-    assert checks["config"]["evidence"]["path"] == str(root / "etc" / "config.yml")
-    assert checks["websocket_process"]["evidence"]["service"] == "notification-websocket"
-    assert API_TOKEN not in json.dumps(result)
-
-
-def test_config_checks_adjust_replace_and_disable_defaults(
-    module_runner: Any, tmp_path: Path, http_server: HTTPServer, sio_server: SocketIOServer, redis_server: RedisServer
-) -> None:
-    root = service_root(tmp_path, http_server, sio_server, redis_server)
-    args = {
-        "config": str(root / "etc" / "config.yml"),
-        "exclude": ["disk"],
-        "checks": [
-            {"name": "web", "kind": "http", "url": http_server.url("/error")},  # replaced
-            {"name": "redis", "timeout": 1.5, "pending_max_length": 0},  # adjusted
-            {"name": "templates", "enabled": False},
-            {"name": "extra", "kind": "tcp", "host": "127.0.0.1", "port": http_server.port},
-        ],
-    }
-    result = health(module_runner, **args)
-    assert list(result["checks"]) == [
-        "web",
-        "websocket",
-        "redis",
-        "database",
-        "web_port",
-        "websocket_port",
-        "config",
-        "page",
-        "extra",
-    ]
-    assert result["checks"]["web"]["reason"] == "bad_status"
-    assert result["checks"]["redis"]["status"] == "healthy"
-    only = health(module_runner, [], config=args["config"], include=["redis", "config"])
-    assert list(only["checks"]) == ["redis", "config"]
-
-
-def test_legacy_mode_disables_the_websocket_checks(
-    module_runner: Any, tmp_path: Path, http_server: HTTPServer, sio_server: SocketIOServer, redis_server: RedisServer
-) -> None:
-    root = service_root(tmp_path, http_server, sio_server, redis_server, mode="legacy")
-    args = {"config": str(root / "etc" / "config.yml"), "manager": "systemd", "disk_min_free_percent": 0}
-    result = health(module_runner, [], **args)
-    for name in ("websocket", "websocket_port", "websocket_process"):
-        check = result["checks"][name]
-        assert check["status"] == "healthy" and check["evidence"] == {"disabled": True}
-    assert result["checks"]["web"]["status"] == "healthy"
-
-
-def test_config_without_a_key_fails_only_the_checks_that_need_it(
-    module_runner: Any, tmp_path: Path, http_server: HTTPServer, sio_server: SocketIOServer, redis_server: RedisServer
-) -> None:
-    root = service_root(tmp_path, http_server, sio_server, redis_server)
-    config = root / "etc" / "config.yml"
-    data = yaml.safe_load(config.read_text())
-    del data["redis_url"]
-    config.write_text(yaml.safe_dump(data))
-    result = health(module_runner, [], config=str(config), disk_min_free_percent=0)
-    assert result["failed_checks"] == ["redis"]
-    assert result["checks"]["redis"]["reason"] == "error" and "redis_url" in result["checks"]["redis"]["error"]
-
-
-# -- bad arguments ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ({}, "one of the following is required: config, checks"),
-        ({"checks": [{"name": "x", "kind": "ftp"}]}, "kind"),
-        ({"checks": [{"name": "x", "kind": "http"}]}, "checks[0] (x): kind http needs url"),
-        ({"checks": [{"name": "x", "kind": "http", "url": "ftp://h/"}]}, "url ftp://h/ must start with http://"),
-        (
-            {"checks": [{"name": "x", "kind": "tcp", "host": "h", "port": 1}], "timeout": 0},
-            "timeout must be a positive",
-        ),
-        ({"checks": [{"name": "x", "kind": "tcp", "host": "h", "port": 1, "timeout": -1}]}, "checks[0] (x).timeout"),
-        ({"checks": [{"name": "x", "kind": "tcp", "host": "h", "port": 1}], "deadline": 1}, "deadline 1s is shorter"),
-        ({"checks": [{"name": "x", "kind": "tcp", "host": "h", "port": 1, "timeout": 20}]}, "longer than deadline"),
-        (
-            {
-                "checks": [
-                    {"name": "x", "kind": "tcp", "host": "h", "port": 1},
-                    {"name": "x", "kind": "disk", "path": "/"},
-                ]
-            },
-            "checks: name 'x' is used twice",
-        ),
-        ({"checks": [{"name": "x", "kind": "process", "service": "s"}]}, "needs manager"),
-        (
-            {"checks": [{"name": "x", "kind": "tcp", "host": "h", "port": 1}], "include": ["y"]},
-            "include: no check named y",
-        ),
-        ({"checks": [{"name": "x", "kind": "file", "path": "/f", "sha256": "abc"}]}, "sha256"),
-        ({"checks": [{"name": "x", "kind": "http", "url": "http://h/", "body_regex": "("}]}, "body_regex"),
-        ({"checks": [{"name": "x", "kind": "redis", "url": "redis://h/zero"}]}, "checks[0] (x): url"),
-        ({"checks": [{"name": "x", "kind": "database", "url": "mysql://h/db"}]}, "checks[0] (x): url"),
-        ({"checks": [{"name": "x"}]}, "checks[0] (x): kind is missing"),
-        ({"config": "/nonexistent/etc/config.yml"}, "config: /nonexistent/etc/config.yml does not exist"),
-    ],
-)
-def test_bad_arguments_name_the_parameter(module_runner: Any, args: dict[str, Any], message: str) -> None:
-    result, failed = module_runner("notification_health", args)
-    assert failed and message in result["msg"], result["msg"]
-
-
-def test_a_config_that_is_not_yaml_is_a_failed_config_check(module_runner: Any, tmp_path: Path) -> None:
-    """A broken config.yml is what the operator needs to hear about, not a module error: the config check
-    fails with the parser's message and the checks that need nothing from config.yml still run."""
-    (tmp_path / "etc").mkdir()
-    config = tmp_path / "etc" / "config.yml"
-    config.write_text(textwrap.dedent("mode: websocket\nweb: [unclosed\n"))
-    result, failed = module_runner("notification_health", {"config": str(config), "disk_min_free_percent": 0})
-    assert not failed, result.get("msg")
-    assert list(result["checks"]) == ["disk", "config", "templates"]
-    assert result["overall"] == "failed" and "config" in result["failed_checks"]
-    assert result["checks"]["config"]["error"].startswith(f"{config} is not valid YAML at line")
-    assert result["checks"]["disk"]["status"] == "healthy"
-    config.write_text("- a list\n")
-    result, failed = module_runner("notification_health", {"config": str(config)})
-    assert not failed and "is not a mapping" in result["checks"]["config"]["error"]
-    result, failed = module_runner("notification_health", {"config": str(tmp_path / "etc" / "absent.yml")})
-    assert failed and "does not exist" in result["msg"], "a wrong path is still a bad argument"

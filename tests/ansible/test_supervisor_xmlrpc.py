@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils import notification_health as nh
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.notification_checks import CheckSpec, Context
+from ansible.module_utils.notification_health import Probe, run_one
 from ansible.module_utils.notification_services import (
     ServiceControlError,
     SupervisorBackend,
@@ -257,14 +258,14 @@ def test_a_hung_supervisord_times_out(hung_socket: Path) -> None:
 
 
 def test_the_health_check_keeps_its_deadline_on_a_hung_supervisord(hung_socket: Path) -> None:
-    spec = nh.CheckSpec(
+    spec = CheckSpec(
         name="web_process",
         kind="process",
         component="web",
         timeout=0.4,
         options={"manager": "supervisord", "supervisor_config": str(hung_socket), "service": "notification-web"},
     )
-    result = nh.run_one(nh.Probe(spec), nh.Context(bin_dir=str(VENV_BIN)))
+    result = run_one(Probe(spec), Context(bin_dir=str(VENV_BIN)))
     assert (result["status"], result["reason"]) == ("failed", "timeout")
     assert "reading the state of notification-web" in result["error"]
     assert result["latency_ms"] < 1500
@@ -376,7 +377,7 @@ def test_the_modules_start_no_supervisorctl(module_runner: Any, root: Path, monk
     def no_subprocess(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"a process was started: {args}")
 
-    monkeypatch.setattr(nh.subprocess, "run", no_subprocess)
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
     checks = [
         {"name": "web_process", "kind": "process", "service": "notification-web"},
         {"name": "websocket_process", "kind": "process", "service": "notification-websocket"},
