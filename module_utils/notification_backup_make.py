@@ -223,7 +223,7 @@ def _queue(config: dict[str, Any] | None, config_error: str | None, partial: str
     if not isinstance(reply, list) or len(reply) % 2:
         raise _Skip(f"Redis answered ZRANGE with {type(reply).__name__}, not a list of members and scores")
     items = []
-    for member, score in zip(reply[::2], reply[1::2], strict=True):
+    for member, score in zip(reply[::2], reply[1::2]):  # noqa: B905 (an even count was checked; strict= is 3.10+)
         number = float(score)
         items.append({"member": member, "score": number if math.isfinite(number) else score})
     os.makedirs(os.path.join(partial, "queue"), DIR_MODE, exist_ok=True)
