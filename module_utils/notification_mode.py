@@ -6,7 +6,7 @@ node); here it is one process per host:
 
 1. read the state: the template sets, the active set, config.yml and the program files against the wanted
    contents (rendered on the control node), and the WebSocket and web processes;
-2. when anything differs: a backup first (module_utils/notification_backup.py), then the files (template
+2. when anything differs: a backup first (module_utils/notification_backup_make.py), then the files (template
    sets, the active set, the program files, config.yml last: the web process re-reads config.yml on its
    next request, so the pages of the new mode are in place before it switches), then the processes
    (supervisord update / systemd daemon-reload, WebSocket service stopped or started, web running), and in
