@@ -13,8 +13,9 @@ description:
   - Reads the health result of M(notification_health) (see C(docs/health-result.md)), optional error
     messages or log lines and the affected users, and returns the detected failure types, the emergency
     level and the merged recovery plan.
-  - The logic and data are the failure catalogue (C(src/notification_emergency/catalogue.py), shipped as
-    C(module_utils/notification_catalogue.py)); the C(notification_classify) filter and the Python engine
+  - The logic and data are the failure catalogue (C(src/notification_emergency/catalogue.py) and its data
+    C(catalogue_data.py), shipped as C(module_utils/notification_catalogue.py) and
+    C(module_utils/notification_catalogue_data.py)); the C(notification_classify) filter and the Python engine
     use the same code, so all three give the same answer.
   - Several failures give the most severe level and one merged, de-duplicated plan. A type that explains
     another (the root cause) suppresses it. Non-healthy checks that no signal claims give C(unknown).
@@ -175,7 +176,7 @@ catalogue_version:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.notification_catalogue import CatalogueError, classify
+from ansible.module_utils.notification_catalogue import LEVELS, CatalogueError, classify
 
 
 def main():
@@ -184,7 +185,7 @@ def main():
             health=dict(type="dict", required=True),
             messages=dict(type="list", elements="str", default=[]),
             affected_users=dict(type="raw"),
-            previous_level=dict(type="int", choices=[1, 2, 3, 4]),
+            previous_level=dict(type="int", choices=sorted(LEVELS)),
             host=dict(type="str"),
         ),
         supports_check_mode=True,

@@ -194,6 +194,13 @@ def catalogue_as_dict() -> dict[str, Any]:
         "escalation": copy.deepcopy(ESCALATION),
         "steps": {step_id: _step(step_id) for step_id in STEPS},
         "types": [{"type": name, **copy.deepcopy(entry)} for name, entry in CATALOGUE.items()],
+        "vocabulary": {
+            "priorities": list(PRIORITIES),
+            "app_priority": dict(APP_PRIORITY),
+            "components": list(COMPONENTS),
+            "check_components": list(CHECK_COMPONENTS),
+            "restartable_components": list(RESTARTABLE_COMPONENTS),
+        },
     }
 
 

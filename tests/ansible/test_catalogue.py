@@ -563,6 +563,7 @@ def test_catalogue_as_dict_is_json_and_complete() -> None:
     assert [entry["type"] for entry in data["types"]] == list(CATALOGUE)
     assert [level["level"] for level in data["levels"]] == [1, 2, 3, 4]
     assert data["escalation"]["thresholds"] == [{"min_users": 1000, "raise_by": 2}, {"min_users": 100, "raise_by": 1}]
+    assert data["vocabulary"]["components"] == list(COMPONENTS) and data["types"][0]["component"] == "web"
     data["types"][0]["plan"].append("mutated")
     assert "mutated" not in CATALOGUE[data["types"][0]["type"]]["plan"], "a copy, not the live data"
 
