@@ -34,7 +34,7 @@ from notification_emergency.engine import Policy
 from notification_emergency.errors import BadInput
 from notification_emergency.inventory import Fleet, Target
 from notification_emergency.results import ActionResult
-from notification_emergency.timeutil import parse_iso, seconds_between, utc_now
+from notification_emergency.timeutil import iso, parse_iso, seconds_between, utc_now
 from notification_emergency.watch import Probe, Watcher, probe, wait_healthy
 
 if TYPE_CHECKING:
@@ -494,8 +494,8 @@ def run_drill(
         "host": host,
         "expected_type": fault.expects,
         "expected_outcome": "recovered" if fault.recovers else "escalated",
-        "injected_at": exercise.injected_at.isoformat(),
-        "detected_at": detected_at.isoformat() if detected_at else None,
+        "injected_at": iso(exercise.injected_at),
+        "detected_at": iso(detected_at),
         "detected_type": row.get("primary"),
         "level": row.get("level"),
         "actions": [f"{a['step']}: {a['outcome']}" for a in row.get("actions", [])],

@@ -32,7 +32,7 @@ from notification_emergency.notifier import LEVEL_PRIORITY, Notifier
 from notification_emergency.paths import project_root
 from notification_emergency.results import ActionResult, HostRow
 from notification_emergency.runner import RunResult
-from notification_emergency.timeutil import UTC, parse_iso
+from notification_emergency.timeutil import UTC, parse_iso, utc_now
 
 if TYPE_CHECKING:
     from notification_emergency.store import EventStore
@@ -231,7 +231,7 @@ class RecoveryEngine:
 
     def decide(self, host: str, row: HostRow, now: datetime | None = None) -> HostDecision:
         """What the engine would do for one host's health row, from the store's history; no side effect."""
-        now = now or datetime.now(UTC)
+        now = now or utc_now()
         return decide(host, row, self.history(host, now), self.policy, now)
 
     # -- explain and act -------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ class RecoveryEngine:
                     decision.incident,
                     action=step.step,
                     outcome=f"skipped: {step.reason}",
-                    finished_at=datetime.now(UTC),
+                    finished_at=utc_now(),
                     details={"automatic": False},
                 )
             case.actions.append({"step": step.step, "outcome": "skipped", "reason": step.reason})
@@ -324,7 +324,7 @@ class RecoveryEngine:
         step = members[0][1]
         hosts = [host for host, _step in members]
         assert step.playbook is not None
-        started = datetime.now(UTC)
+        started = utc_now()
         action_ids: dict[str, int] = {}
         for host in hosts:
             incident = cases[host].decision.incident
@@ -377,7 +377,7 @@ class RecoveryEngine:
             if healthy:
                 case.recovered_by = step
                 if case.decision.incident is not None:
-                    now = datetime.now(UTC)
+                    now = utc_now()
                     self.store.update_incident(
                         case.decision.incident,
                         verified_at=now,
@@ -431,7 +431,7 @@ class RecoveryEngine:
             limit=decision.host,
         )
         if decision.incident is not None:
-            now = datetime.now(UTC)
+            now = utc_now()
             self.store.update_incident(
                 decision.incident,
                 level=plan["level"],

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from notification_emergency.delivery import DeliveryError, PermanentError, Skip
 from notification_emergency.errors import BadInput, ToolkitError
 from notification_emergency.redact import scrub_text
 from notification_emergency.store import EventStore
+from notification_emergency.timeutil import iso, utc_now
 
 if TYPE_CHECKING:
     from notification_emergency.inventory import Fleet
@@ -140,7 +141,7 @@ class Notifier:
             raise BadInput("the notification needs a title (--title)")
         failed = ch.failed_components(failed_components)
         base = self.notification_id(title, message, priority)
-        now = datetime.now(UTC)
+        now = utc_now()
         record_error = None
         try:
             for earlier in self.store.notifications(since=now - self.dedup_window):
@@ -230,14 +231,14 @@ class _Run:
     def record(self, channel: str, outcome: str, error: str | None, detail: str | None, attempt: int) -> None:
         error = self.notifier.scrub(error) if error else None
         detail = self.notifier.scrub(detail) if detail else None
-        at = datetime.now(UTC)
+        at = utc_now()
         entry = {
             "channel": channel,
             "outcome": outcome,
             "error": error,
             "detail": detail,
             "attempt": attempt,
-            "at": at.isoformat().replace("+00:00", "Z"),
+            "at": iso(at),
         }
         with self._lock:
             self.attempts.append(entry)
@@ -365,7 +366,7 @@ class _Run:
         """Append the notification to notifications.log (fsync'd); ``last_resort``: nobody else took it."""
         line = {
             "id": self.id,
-            "at": datetime.now(UTC).isoformat(),
+            "at": iso(utc_now()),
             "priority": self.priority,
             "title": self.title,
             "message": self.message,

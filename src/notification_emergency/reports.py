@@ -22,15 +22,16 @@ import os
 import stat
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from notification_emergency.errors import BadInput
 from notification_emergency.text import markdown as md
+from notification_emergency.timeutil import iso_seconds, utc_now
 
 if TYPE_CHECKING:
-    from notification_emergency.api import ActionResult
+    from notification_emergency.results import ActionResult
     from notification_emergency.store import EventStore
 
 REPORT_VERSION = 1
@@ -59,8 +60,8 @@ def build_report(store: EventStore, *, status: ActionResult | None, since: datet
             }
     return {
         "report_version": REPORT_VERSION,
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "window": {"since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if since else None},
+        "generated_at": iso_seconds(utc_now()),
+        "window": {"since": iso_seconds(since) if since else None},
         "store": store.display_url,
         "status": {"message": status.message, "ok": status.ok} if status is not None else None,
         "hosts": hosts,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -29,6 +29,7 @@ import requests
 from notification_emergency.errors import BadInput
 from notification_emergency.inventory import Fleet, Target
 from notification_emergency.results import ActionResult
+from notification_emergency.timeutil import utc_now
 
 # What the watch calls for each confirmed failure: (hosts, first failed probe of each, detection time).
 OnFailure = Callable[[list[str], dict[str, datetime], datetime], Any]
@@ -60,7 +61,7 @@ def probe(target: Target, timeout: float = 1.0, session: requests.Session | None
     WebSocket /health."""
     getter = session or requests
     started = time.monotonic()
-    at = datetime.now(UTC)
+    at = utc_now()
     problems: list[str] = []
     mode = None
     status = "healthy"
@@ -280,10 +281,8 @@ class Watcher:
                 self.on_probe(result, state)
         if confirmed:
             hosts = [result.host for result in confirmed]
-            first = {host: self.states[host].first_failure or datetime.now(UTC) for host in hosts}
-            worker = threading.Thread(
-                target=self._handle, args=(hosts, first, datetime.now(UTC)), name="recover", daemon=True
-            )
+            first = {host: self.states[host].first_failure or utc_now() for host in hosts}
+            worker = threading.Thread(target=self._handle, args=(hosts, first, utc_now()), name="recover", daemon=True)
             self._workers.append(worker)
             worker.start()
         return probes
