@@ -10,8 +10,9 @@ Why ``notification_emergency.catalogue`` and not ``ansible.module_utils.notifica
 ``module_utils`` setting of ansible.cfg only tells Ansible where to find files to pack into module payloads
 for the managed host; on the controller ``ansible.module_utils`` stays the installed ansible-core package,
 so a filter cannot import the project's module_utils from there. The package is installed (editable) in
-the controller's virtual environment and in the AWX execution environment, and it holds the one source
-file that module_utils/notification_catalogue.py links to.
+the controller's virtual environment and in the AWX execution environment, and it holds the one source of
+the catalogue (catalogue.py and its data, catalogue_data.py) that module_utils/notification_catalogue.py and
+module_utils/notification_catalogue_data.py link to.
 """
 
 from __future__ import annotations
