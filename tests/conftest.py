@@ -6,16 +6,21 @@ import importlib.util
 import json
 import socket
 import sys
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ansible.module_utils
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from tests.ansible.sandbox import Sandbox, SandboxHost
+
+if TYPE_CHECKING:
+    import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -88,3 +93,40 @@ def sandbox_host(sandbox_box: Sandbox) -> Iterator[SandboxHost]:
     host.wait_healthy()
     yield host
     host.mend()
+
+
+# -- PostgreSQL: throwaway databases on the shared server -------------------------------------------------------
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to the shared server's ``postgres`` database (skips when unreachable)."""
+    import psycopg  # here, not at the top: most tests need no PostgreSQL, and psycopg takes a while to import
+
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
+    with admin:
+        yield admin
+
+
+@contextmanager
+def throwaway_database(admin: psycopg.Connection[tuple[object, ...]], prefix: str = "ne_test") -> Iterator[str]:
+    """A new, empty database on the shared server (a SQLAlchemy psycopg URL), dropped afterwards with whatever
+    is still connected to it. For a fixture of a wider scope than ``postgres_url``'s (a module's stack)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(pg_admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[str]:
+    """A fresh, empty database on the shared PostgreSQL server (a SQLAlchemy psycopg URL), dropped afterwards."""
+    with throwaway_database(pg_admin) as url:
+        yield url

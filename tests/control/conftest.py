@@ -1,33 +1,31 @@
-"""Fixtures for the control-node tests: throwaway databases on the shared PostgreSQL server."""
+"""Fixtures for the event store tests: a fresh store on each backend (SQLite, and PostgreSQL through the
+``postgres_url`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
-import psycopg
 import pytest
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from notification_emergency.store import EventStore, store_url
+
+# postgres_url is asked for at run time here, so the collection hook of tests/conftest.py cannot see it in
+# the test's fixtures: the PostgreSQL case carries its marker itself.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """An autocommit connection to the shared server's ``postgres`` database (skips when unreachable)."""
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
-    with admin:
-        yield admin
+@pytest.fixture(params=BACKENDS)
+def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, not yet created store: a SQLite file or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return store_url(tmp_path / "state" / "events.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture
-def postgres_url(pg_admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[str]:
-    """A fresh database on the shared PostgreSQL server (a SQLAlchemy psycopg URL), dropped afterwards."""
-    name = f"ne_store_test_{uuid.uuid4().hex[:12]}"
-    pg_admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def store(target_url: str) -> Iterator[EventStore]:
+    """An event store opened (so created and migrated) at ``target_url``, closed afterwards."""
+    with EventStore(target_url) as opened:
+        yield opened

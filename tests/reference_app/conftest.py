@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from .harness import Stack, kill_leftovers, running_stack
+from tests.conftest import throwaway_database
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from .harness import Stack, kill_leftovers, running_stack
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,22 +45,12 @@ def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the shared PostgreSQL server, dropped afterwards."""
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
-    name = f"notif_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="module")
-def pg_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("postgres"), database_url=postgres_url, web_workers=1) as stack:
+def pg_stack(
+    tmp_path_factory: pytest.TempPathFactory, pg_admin: psycopg.Connection[tuple[object, ...]]
+) -> Iterator[Stack]:
+    """A stack whose notifications live in a throwaway PostgreSQL database."""
+    with (
+        throwaway_database(pg_admin, "notif_test") as database_url,
+        running_stack(tmp_path_factory.mktemp("postgres"), database_url=database_url, web_workers=1) as stack,
+    ):
         yield stack
