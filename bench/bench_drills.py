@@ -23,7 +23,7 @@ from common import print_figures, sandbox, write_results
 
 from notification_emergency.api import EmergencyToolkit
 from notification_emergency.drills import run_drill, run_fleet_drill
-from notification_emergency.watch import probe
+from notification_emergency.probes import probe
 from tests.conftest import VENV_BIN
 
 

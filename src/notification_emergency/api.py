@@ -156,7 +156,7 @@ class EmergencyToolkit:
     def quick_status(self, limit: str | None = None, timeout: float = 2.0) -> ActionResult:
         """Every host probed directly from here (GET /health, the page, the WebSocket /health), all at once:
         no playbook, so seconds for a fleet; no classification and no incident (``status`` does those)."""
-        from notification_emergency.watch import probe_fleet
+        from notification_emergency.probes import probe_fleet
 
         probes = probe_fleet(self.fleet.targets(limit), timeout)
         hosts = {
@@ -543,7 +543,7 @@ class EmergencyToolkit:
     def _notify_emergency(
         self, result: ActionResult, notifier: Notifier, title: str, message: str, level: int, hosts: list[str]
     ) -> None:
-        from notification_emergency.notifier import LEVEL_PRIORITY
+        from notification_emergency.catalogue import LEVEL_PRIORITY
 
         delivery = notifier.send(title, message, LEVEL_PRIORITY.get(level, "high"), limit=",".join(hosts))
         result.data["notification"] = delivery.to_json()

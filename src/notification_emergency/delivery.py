@@ -22,6 +22,7 @@ import yaml
 
 from notification_emergency.catalogue import APP_PRIORITY, COMPONENTS
 from notification_emergency.channels import DOCS, ChannelConfig, ExternalChannel, apprise_quiet, instantiate
+from notification_emergency.probes import read_web_health
 
 if TYPE_CHECKING:
     from notification_emergency.inventory import Fleet
@@ -113,16 +114,17 @@ class UsersChannel:
     def health(self, host: AppHost, timeout: float) -> tuple[set[str], str | None]:
         """(components not healthy, mode) from the web process's /health; an unreachable web is ``web``."""
         try:
-            answer = requests.get(f"{host.web_url}/health", timeout=timeout, headers={"Connection": "close"})
-            body = answer.json()
+            web = read_web_health(
+                requests.get(f"{host.web_url}/health", timeout=timeout, headers={"Connection": "close"})
+            )
         except (requests.RequestException, ValueError):
             return {"web"}, None
+        if not web.body:  # not the application answering (a proxy's error page, say)
+            return {"web"}, None
         down = {
-            name
-            for name, part in (body.get("components") or {}).items()
-            if name in COMPONENTS and isinstance(part, dict) and part.get("status") in ("failed", "degraded")
+            name for name, state in web.components.items() if name in COMPONENTS and state in ("failed", "degraded")
         }
-        return down, body.get("mode")
+        return down, web.mode
 
     def steps(
         self, host: AppHost, failed: set[str], title: str, message: str, priority: str, deadline: float

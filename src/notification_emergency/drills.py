@@ -33,9 +33,10 @@ import yaml
 from notification_emergency.engine import Policy
 from notification_emergency.errors import BadInput
 from notification_emergency.inventory import Fleet, Target
+from notification_emergency.probes import Probe, probe, wait_healthy
 from notification_emergency.results import ActionResult
 from notification_emergency.timeutil import iso, parse_iso, seconds_between, utc_now
-from notification_emergency.watch import Probe, Watcher, probe, wait_healthy
+from notification_emergency.watch import Watcher
 
 if TYPE_CHECKING:
     from notification_emergency.store import EventStore

@@ -25,10 +25,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from notification_emergency import catalogue, watch
+from notification_emergency import catalogue, probes
+from notification_emergency.catalogue import LEVEL_PRIORITY
 from notification_emergency.errors import EXIT_OK, EXIT_UNHEALTHY
 from notification_emergency.inventory import Fleet
-from notification_emergency.notifier import LEVEL_PRIORITY, Notifier
+from notification_emergency.notifier import Notifier
 from notification_emergency.paths import project_root
 from notification_emergency.results import ActionResult, HostRow
 from notification_emergency.runner import RunResult
@@ -353,7 +354,7 @@ class RecoveryEngine:
         blind = [
             host
             for host in hosts
-            if verdicts[host] and set(cases[host].decision.failures) & (watch.DEEP_ONLY_TYPES | {catalogue.UNKNOWN})
+            if verdicts[host] and set(cases[host].decision.failures) & (probes.DEEP_ONLY_TYPES | {catalogue.UNKNOWN})
         ]
         if blind:
             check = self.check_health(",".join(blind), record_incidents=False, action="auto-recover:verify")
@@ -402,7 +403,7 @@ class RecoveryEngine:
         if not found:
             result = self.check_health(host, record_incidents=False, action="auto-recover:verify")
             return bool(result.hosts.get(host, {}).get("status") == "healthy")
-        return watch.wait_healthy(found[0], self.policy.verify_s, probes=self.policy.verify_probes).ok
+        return probes.wait_healthy(found[0], self.policy.verify_s, probes=self.policy.verify_probes).ok
 
     def _escalate(self, decision: HostDecision) -> dict[str, Any]:
         assert decision.escalation is not None

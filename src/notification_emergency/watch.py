@@ -20,106 +20,20 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import requests
 
 from notification_emergency.errors import BadInput
-from notification_emergency.inventory import Fleet, Target
+from notification_emergency.inventory import Target
+from notification_emergency.probes import Probe, probe
 from notification_emergency.results import ActionResult
 from notification_emergency.timeutil import utc_now
 
 # What the watch calls for each confirmed failure: (hosts, first failed probe of each, detection time).
 OnFailure = Callable[[list[str], dict[str, datetime], datetime], Any]
-
-
-# The failure types only the deep check sees (the health module reads the pending queue and the free disk
-# space; the probes do not). The engine verifies a recovery from these with a deep check, not with probes.
-DEEP_ONLY_TYPES = frozenset({"delivery_backlog", "disk_pressure"})
-
-
-def targets(fleet: Fleet, limit: str | None = None) -> list[Target]:
-    """Where each targeted host answers (see :meth:`Fleet.targets`)."""
-    return fleet.targets(limit)
-
-
-@dataclass
-class Probe:
-    host: str
-    at: datetime
-    ok: bool
-    status: str  # healthy | degraded | failed | unreachable
-    latency_ms: float
-    mode: str | None = None
-    problems: list[str] = field(default_factory=list)
-
-
-def probe(target: Target, timeout: float = 1.0, session: requests.Session | None = None) -> Probe:
-    """One direct probe of a host: web /health (which reports every component), the page users see, and the
-    WebSocket /health."""
-    getter = session or requests
-    started = time.monotonic()
-    at = utc_now()
-    problems: list[str] = []
-    mode = None
-    status = "healthy"
-    try:
-        answer = getter.get(f"{target.web_url}/health", timeout=timeout)
-        body: dict[str, Any] = (
-            answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
-        )
-        mode = body.get("mode")
-        if answer.status_code >= 500 or body.get("status") != "healthy":
-            status = str(body.get("status") or "failed")
-            for name, component in (body.get("components") or {}).items():
-                if isinstance(component, dict) and component.get("status") != "healthy":
-                    problems.append(f"{name} {component.get('status')}")
-            problems = problems or [f"web /health answered {answer.status_code}"]
-    except (requests.RequestException, ValueError) as exc:
-        status = "unreachable"
-        problems.append(f"web: {type(exc).__name__}")
-    if status == "healthy":  # the page users see renders (a broken template answers 500)
-        try:
-            page = getter.get(f"{target.web_url}/", timeout=timeout)
-            if page.status_code >= 500:
-                status, problems = "failed", [*problems, f"page / answered {page.status_code}"]
-        except requests.RequestException as exc:
-            status, problems = "failed", [*problems, f"page /: {type(exc).__name__}"]
-    if target.websocket_url and mode != "legacy" and status != "unreachable":
-        try:
-            answer = getter.get(f"{target.websocket_url}/health", timeout=timeout)
-            if answer.status_code != 200:
-                status, problems = "failed", [*problems, f"websocket /health answered {answer.status_code}"]
-        except requests.RequestException as exc:
-            status, problems = "failed", [*problems, f"websocket: {type(exc).__name__}"]
-    latency = (time.monotonic() - started) * 1000
-    return Probe(target.host, at, status == "healthy", status, round(latency, 1), mode, problems)
-
-
-def probe_fleet(fleet: list[Target], timeout: float = 2.0) -> list[Probe]:
-    """One direct probe of every host at once (a thread per host, up to 64): no playbook, no module start-up.
-
-    The fleet's health in about the time of the slowest host's answer; what ``status --quick`` shows."""
-    if not fleet:
-        return []
-    with ThreadPoolExecutor(max_workers=min(64, len(fleet)), thread_name_prefix="probe") as pool:
-        return list(pool.map(lambda target: probe(target, timeout), fleet))
-
-
-def wait_healthy(target: Target, timeout: float, *, probes: int = 2) -> Probe:
-    """Probe until ``probes`` healthy answers in a row, or ``timeout`` seconds; the last probe says which."""
-    deadline = time.monotonic() + timeout
-    good = 0
-    while True:
-        result = probe(target, timeout=2.0)
-        good = good + 1 if result.ok else 0
-        if good >= probes:
-            return result
-        if time.monotonic() > deadline:
-            return Probe(result.host, result.at, False, result.status, result.latency_ms, result.mode, result.problems)
-        time.sleep(0.1)
 
 
 @dataclass
@@ -313,14 +227,4 @@ class Watcher:
         self.stop_event.set()
 
 
-__all__ = [
-    "DEEP_ONLY_TYPES",
-    "HostState",
-    "Probe",
-    "Target",
-    "Watcher",
-    "probe",
-    "probe_fleet",
-    "targets",
-    "wait_healthy",
-]
+__all__ = ["HostState", "OnFailure", "Watcher"]

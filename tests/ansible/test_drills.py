@@ -21,7 +21,7 @@ import pytest
 from notification_emergency.api import EmergencyToolkit
 from notification_emergency.drills import FAULTS, SandboxHost, run_drill, run_fleet_drill
 from notification_emergency.errors import BadInput
-from notification_emergency.watch import Target
+from notification_emergency.inventory import Target
 from tests.ansible.conftest import SandboxHost as SharedHost
 from tests.ansible.sandbox import ROOT
 from tests.conftest import VENV_BIN

@@ -5,7 +5,7 @@ and there is no import cycle anywhere in the package. Also: no source file of th
 The layers (docs/architecture.md says why each module is where it is):
 
 - foundations: errors, paths, process, text, timeutil, redact, the catalogue, typed results, inputs, inventory,
-  the runner, the store;
+  the direct probes, the runner, the store;
 - services: the health and action operations, the recovery engine, the watch, the drills, the notifier and its
   channels and delivery, the reports;
 - the facade: ``api.EmergencyToolkit``;
@@ -44,6 +44,7 @@ LAYERS = {
     "results": FOUNDATIONS,
     "inputs": FOUNDATIONS,
     "inventory": FOUNDATIONS,
+    "probes": FOUNDATIONS,
     "runner": FOUNDATIONS,
     "store": FOUNDATIONS,
     "operations": SERVICES,

@@ -1,6 +1,6 @@
 """The dashboard's live view of a host: the watch's own probe, with the answers it read kept.
 
-:func:`notification_emergency.watch.probe` decides whether a host is healthy (the same verdict the watch
+:func:`notification_emergency.probes.probe` decides whether a host is healthy (the same verdict the watch
 acts on). Its requests go through a session whose response hook keeps each answer, so the dashboard also
 shows what the host said (mode, emergency state, each component with its latency and error) without a
 second request. No playbook, nothing through the managed service's Redis or WebSocket: three plain HTTP
@@ -16,28 +16,25 @@ from urllib.parse import urlsplit
 
 import requests
 
-from notification_emergency import watch
 from notification_emergency.inventory import Target
+from notification_emergency.probes import Probe, probe, read_web_health
 from notification_emergency.timeutil import iso, utc_now
 
 REPORTED = ("web", "database", "redis", "websocket")  # what the web process's /health reports, in display order
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
-    if not response.headers.get("content-type", "").startswith("application/json"):
-        return {}
     try:
-        body = response.json()
+        return read_web_health(response).body
     except ValueError:
         return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _ms(response: requests.Response) -> float:
     return round(response.elapsed.total_seconds() * 1000, 1)
 
 
-def _problem(result: watch.Probe, prefix: str) -> str:
+def _problem(result: Probe, prefix: str) -> str:
     return next((p for p in result.problems if p.startswith(prefix)), "no answer")
 
 
@@ -73,9 +70,7 @@ def _reported(web_health: requests.Response, body: dict[str, Any]) -> list[dict[
     return components
 
 
-def _websocket_process(
-    result: watch.Probe, ws_health: requests.Response | None, web_answered: bool
-) -> list[dict[str, Any]]:
+def _websocket_process(result: Probe, ws_health: requests.Response | None, web_answered: bool) -> list[dict[str, Any]]:
     """The WebSocket process's own /health (nothing when the web process did not answer either)."""
     if ws_health is not None:
         process_body = _json(ws_health)
@@ -104,10 +99,10 @@ def live_probe(target: Target, timeout: float, session: requests.Session) -> dic
     session.hooks["response"] = [keep]
     started, at = time.monotonic(), utc_now()
     try:
-        result = watch.probe(target, timeout, session)
+        result = probe(target, timeout, session)
     except Exception as exc:  # an answer the watch's probe does not expect (a JSON list): this host failed
         latency = round((time.monotonic() - started) * 1000, 1)
-        result = watch.Probe(target.host, at, False, "failed", latency, None, [f"web /health: {type(exc).__name__}"])
+        result = Probe(target.host, at, False, "failed", latency, None, [f"web /health: {type(exc).__name__}"])
     web_health = answers.get(f"{target.web_url}/health")
     page = answers.get(f"{target.web_url}/")
     ws_health = answers.get(f"{target.websocket_url}/health") if target.websocket_url else None

@@ -1,0 +1,133 @@
+"""Direct probes of a host from the control node, no playbook: the one reader of the web process's
+``GET /health`` (:func:`read_web_health`), one probe of a host (:func:`probe`: that, the page users see, and
+the WebSocket process's own ``GET /health``), a fleet at once, and waiting for a host to be healthy. The
+watch, the recovery engine's verification, ``status --quick``, the users channel and the dashboard use them.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import requests
+
+from notification_emergency.inventory import Target
+from notification_emergency.timeutil import utc_now
+
+
+class _Getter(Protocol):
+    def get(self, url: str, **kwargs: Any) -> requests.Response: ...
+
+
+@dataclass(frozen=True)
+class WebHealth:
+    """What the web process's ``GET /health`` says: its overall ``status`` (None when the body says none),
+    the application ``mode``, and the status of each component it reports (web, database, redis, websocket)."""
+
+    http_status: int
+    status: str | None
+    mode: str | None
+    components: dict[str, str]
+    body: dict[str, Any]
+
+
+def read_web_health(answer: requests.Response) -> WebHealth:
+    """The web process's ``/health`` answer read the one way: a body that is not a JSON object reports nothing
+    (status None, no component); raises ValueError for a JSON body that does not parse."""
+    body: Any = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
+    body = body if isinstance(body, dict) else {}
+    reported = body.get("components")
+    components = {
+        str(name): str(part.get("status"))
+        for name, part in (reported.items() if isinstance(reported, dict) else ())
+        if isinstance(part, dict)
+    }
+    status = body.get("status")
+    mode = body.get("mode")
+    return WebHealth(
+        answer.status_code,
+        str(status) if status is not None else None,
+        str(mode) if mode is not None else None,
+        components,
+        body,
+    )
+
+
+# The failure types only the deep check sees (the health module reads the pending queue and the free disk
+# space; the probes do not). The engine verifies a recovery from these with a deep check, not with probes.
+DEEP_ONLY_TYPES = frozenset({"delivery_backlog", "disk_pressure"})
+
+
+@dataclass
+class Probe:
+    host: str
+    at: datetime
+    ok: bool
+    status: str  # healthy | degraded | failed | unreachable
+    latency_ms: float
+    mode: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def probe(target: Target, timeout: float = 1.0, session: requests.Session | None = None) -> Probe:
+    """One direct probe of a host: web /health (which reports every component), the page users see, and the
+    WebSocket /health."""
+    getter: _Getter = session or requests  # type: ignore[assignment]
+    started = time.monotonic()
+    at = utc_now()
+    problems: list[str] = []
+    mode = None
+    status = "healthy"
+    try:
+        web = read_web_health(getter.get(f"{target.web_url}/health", timeout=timeout))
+        mode = web.mode
+        if web.http_status >= 500 or web.status != "healthy":
+            status = web.status or "failed"
+            problems = [f"{name} {state}" for name, state in web.components.items() if state != "healthy"]
+            problems = problems or [f"web /health answered {web.http_status}"]
+    except (requests.RequestException, ValueError) as exc:
+        status = "unreachable"
+        problems.append(f"web: {type(exc).__name__}")
+    if status == "healthy":  # the page users see renders (a broken template answers 500)
+        try:
+            page = getter.get(f"{target.web_url}/", timeout=timeout)
+            if page.status_code >= 500:
+                status, problems = "failed", [*problems, f"page / answered {page.status_code}"]
+        except requests.RequestException as exc:
+            status, problems = "failed", [*problems, f"page /: {type(exc).__name__}"]
+    if target.websocket_url and mode != "legacy" and status != "unreachable":
+        try:
+            answer = getter.get(f"{target.websocket_url}/health", timeout=timeout)
+            if answer.status_code != 200:
+                status, problems = "failed", [*problems, f"websocket /health answered {answer.status_code}"]
+        except requests.RequestException as exc:
+            status, problems = "failed", [*problems, f"websocket: {type(exc).__name__}"]
+    latency = (time.monotonic() - started) * 1000
+    return Probe(target.host, at, status == "healthy", status, round(latency, 1), mode, problems)
+
+
+def probe_fleet(fleet: list[Target], timeout: float = 2.0) -> list[Probe]:
+    """One direct probe of every host at once (a thread per host, up to 64): no playbook, no module start-up.
+
+    The fleet's health in about the time of the slowest host's answer; what ``status --quick`` shows."""
+    if not fleet:
+        return []
+    with ThreadPoolExecutor(max_workers=min(64, len(fleet)), thread_name_prefix="probe") as pool:
+        return list(pool.map(lambda target: probe(target, timeout), fleet))
+
+
+def wait_healthy(target: Target, timeout: float, *, probes: int = 2) -> Probe:
+    """Probe until ``probes`` healthy answers in a row, or ``timeout`` seconds; the last probe says which."""
+    deadline = time.monotonic() + timeout
+    good = 0
+    while True:
+        result = probe(target, timeout=2.0)
+        good = good + 1 if result.ok else 0
+        if good >= probes:
+            return result
+        if time.monotonic() > deadline:
+            return Probe(result.host, result.at, False, result.status, result.latency_ms, result.mode, result.problems)
+        time.sleep(0.1)
