@@ -44,7 +44,6 @@ in. The mixins share nothing but the engine's transactions; each lives next to t
 from __future__ import annotations
 
 from ..paths import state_dir
-from ..timeutil import parse_iso, seconds_between
 from .audit import AuditTrail
 from .common import (
     DELIVERY_OUTCOMES,
@@ -82,16 +81,9 @@ __all__ = [
     "default_store_url",
     "duration_summary",
     "parse_since",
-    "parse_time",
-    "seconds_between",
     "state_dir",
     "store_url",
 ]
-
-#: A time the store gave out (ISO 8601 with ``Z``) as an aware datetime; None stays None, and so does anything
-#: that is not an ISO time with an offset (see :func:`notification_emergency.timeutil.parse_iso`).
-parse_time = parse_iso
-
 
 class EventStore(
     RunRecords,
