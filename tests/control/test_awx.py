@@ -92,7 +92,7 @@ def test_ansible_builder_creates_the_build_context(tmp_path: Path) -> None:
     containerfile = next(p for p in (context / "Dockerfile", context / "Containerfile") if p.exists()).read_text()
     assert "pip install --no-cache-dir --no-deps /opt/notification-emergency" in containerfile
     assert (build / "package" / "pyproject.toml").is_file()
-    assert (build / "package" / "src" / "notification_emergency" / "cli.py").is_file()
+    assert (build / "package" / "src" / "notification_emergency" / "cli" / "__init__.py").is_file()
     assert (build / "requirements.txt").read_text() == (ROOT / "requirements" / "ee.txt").read_text()
     assert yaml.safe_load((build / "requirements.yml").read_text()) == yaml.safe_load(
         (ROOT / "requirements.yml").read_text()
