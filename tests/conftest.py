@@ -1,21 +1,28 @@
-"""Shared fixtures: the project paths, free ports, and running the project's modules in-process."""
+"""Shared fixtures: the project paths, free ports, running the project's modules in-process, the session's
+sandbox host, and the collection hook that marks each test by the costly things it uses (see COSTLY)."""
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import importlib.util
 import json
+import os
 import socket
 import sys
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import ansible.module_utils
+import click
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from click.testing import CliRunner, Result
 
 from tests.ansible.sandbox import Sandbox, SandboxHost
 
@@ -31,8 +38,54 @@ if str(ROOT / "module_utils") not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(str(ROOT / "module_utils"))
 
 
+# The test tiers. A test is marked by the costly fixtures in its whole fixture closure (item.fixturenames holds
+# every fixture a test uses, directly or through other fixtures), so the markers cannot drift from the code:
+# `make check` runs the tests with none of these marks, `make test` runs them all. A test that builds such a
+# thing by hand instead of through one of these fixtures would be missed: give it a fixture.
+COSTLY: dict[str, frozenset[str]] = {
+    # a sandbox host deployed by sandbox_up.yml, or a playbook run against one
+    "sandbox": frozenset({"sandbox_factory", "sandbox_box", "sandbox_host"}),
+    # a database on the shared PostgreSQL server
+    "postgres": frozenset({"pg_admin", "postgres_url", "pg_stack"}),
+    # headless Chromium driven by Playwright
+    "browser": frozenset({"browser"}),
+    # the reference service's processes, private Redis servers, supervisord
+    "stack": frozenset({"service", "switch_stack", "outage_stack", "pg_stack", "new_stack"}),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in COSTLY.items():
+            if used & fixtures:
+                item.add_marker(marker)
+
+
+# Ports handed out by free_port_block are reserved across processes (parallel xdist workers, another pytest on
+# the machine) by holding an exclusive lock on one file per port until this process exits: a port is free only
+# if nothing is bound to it and no other process has reserved it. Within one process a port may be handed out
+# again once nothing is bound to it (as a fixture that ended frees its ports).
+PORT_LOCKS = Path(tempfile.gettempdir()) / f"notification-emergency-test-ports-{os.getuid()}"
+_reserved: dict[int, int] = {}  # port -> the open lock file descriptor that reserves it
+
+
+def _reserve(port: int) -> bool:
+    if port in _reserved:
+        return True
+    PORT_LOCKS.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(PORT_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _reserved[port] = fd
+    return True
+
+
 def free_port_block(count: int, start: int = 20000, stop: int = 60000, step: int = 10) -> int:
-    """First port of a block of ``count`` consecutive free ports on 127.0.0.1."""
+    """First port of a block of ``count`` consecutive free ports on 127.0.0.1, reserved for this process."""
     for base in range(start, stop, step):
         sockets = []
         try:
@@ -40,7 +93,8 @@ def free_port_block(count: int, start: int = 20000, stop: int = 60000, step: int
                 sock = socket.socket()
                 sockets.append(sock)
                 sock.bind(("127.0.0.1", port))
-            return base
+            if all(_reserve(port) for port in range(base, base + count)):
+                return base
         except OSError:
             continue
         finally:
@@ -56,6 +110,22 @@ def load_module(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def cli_command() -> click.Command:
+    """The CLI's click command, built from the Typer app once: typer's CliRunner builds it again on every
+    invoke (0.14 s), which made the tests that run the CLI in-process hundreds of times slow."""
+    import typer.main
+
+    from notification_emergency.cli import app
+
+    return typer.main.get_command(app)
+
+
+def invoke_cli(args: list[str], env: dict[str, str] | None = None) -> Result:
+    """Run the CLI in this process (as typer's CliRunner does): exit code, output, exception."""
+    return CliRunner().invoke(cli_command(), args, env=env)
 
 
 @pytest.fixture
@@ -76,9 +146,21 @@ def module_runner(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def sandbox_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """One sandbox host for the whole session, created at first use, removed at the end."""
-    box = Sandbox(tmp_path_factory.mktemp("shared-sandbox"), free_port_block(3, start=24000))
+def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Sandbox]:
+    """``sandbox_factory(name, ports=3)``: a sandbox of its own (a new directory of this session's temporary
+    directory, which is private to each xdist worker, and a block of free ports reserved for it); nothing is
+    deployed yet. Every test or fixture that builds a sandbox goes through here, so the collection hook marks it."""
+
+    def make(name: str = "sandbox", ports: int = 3) -> Sandbox:
+        return Sandbox(tmp_path_factory.mktemp(name), free_port_block(ports, start=21000))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sandbox_box(sandbox_factory: Callable[..., Sandbox]) -> Iterator[Sandbox]:
+    """One sandbox host for the whole session (of each xdist worker), created at first use, removed at the end."""
+    box = sandbox_factory("shared-sandbox")
     up = box.playbook("sandbox_up.yml")
     assert up.rc == 0, up.output[-3000:]
     yield box

@@ -10,8 +10,6 @@ from notification_emergency.catalogue import CATALOGUE
 from notification_emergency.runner import RunResult, run_playbook
 from tests.ansible.conftest import SandboxHost
 
-pytestmark = pytest.mark.ansible
-
 
 def health_check(host: SandboxHost, tmp_path: Any, **extra: Any) -> RunResult:
     return run_playbook(

@@ -18,15 +18,13 @@ from typing import Any
 
 import pytest
 import requests
-from typer.testing import CliRunner
 
-from notification_emergency.cli import app
 from notification_emergency.errors import BadInput
 from notification_emergency.inputs import check_text, validate_inputs, write_extra_vars
 from notification_emergency.runner import run_module
 from notification_emergency.store import EventStore
 from tests.ansible.conftest import SandboxHost
-from tests.conftest import VENV_BIN
+from tests.conftest import VENV_BIN, invoke_cli
 from tests.hostile import hostile_strings
 
 CLI = str(VENV_BIN / "notification-emergency")
@@ -116,12 +114,11 @@ def test_every_text_option_checks_hostile_text_before_anything_runs(
     does not exist: a string the option refuses stops there (exit 2 naming the option); one it accepts gets
     as far as the inventory (exit 2 naming it), which proves it passed every check and that nothing ran.
     What accepted text does in a real run is the bulk test above and the end-to-end test below."""
-    runner = CliRunner()
     env = {"NOTIFICATION_EMERGENCY_STATE_DIR": str(tmp_path), "NO_COLOR": "1", "COLUMNS": "300"}
     refused = 0
     for text in strings:
         args = [text if part == "{}" else part for part in FIELDS[option]] + ["-i", str(tmp_path / "nowhere")]
-        result = runner.invoke(app, args, env=env)
+        result = invoke_cli(args, env=env)
         output = result.output
         where = (option, text[:80], result.exit_code, output[-600:])
         assert result.exit_code == 2, where
@@ -242,9 +239,7 @@ def test_every_number_is_bounded_before_anything_runs(command: list[str], value:
     """A number of a few digits too many is refused (exit 2, naming the option), never an overflow deep in
     SQLite or a sleep that never ends."""
     inventory = [] if command[0] in ("events", "notifications") else ["-i", str(tmp_path / "nowhere")]
-    result = CliRunner().invoke(
-        app, [*command, value, *inventory], env={"NOTIFICATION_EMERGENCY_STATE_DIR": str(tmp_path)}
-    )
+    result = invoke_cli([*command, value, *inventory], env={"NOTIFICATION_EMERGENCY_STATE_DIR": str(tmp_path)})
     assert result.exit_code == 2, (command, value, result.exit_code, result.output[-500:])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     if value == "١٢":  # twelve in Arabic-Indic digits: a number Python reads, refused where 12 is out of range

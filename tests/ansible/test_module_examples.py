@@ -11,13 +11,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.ansible.conftest import SandboxHost
 from tests.conftest import ROOT
-
-pytestmark = pytest.mark.ansible
 
 # In the order a playbook would use them: check, classify, switch emergency mode, control services.
 MODULES = ["notification_health", "notification_classify", "notification_emergency_state", "notification_services"]

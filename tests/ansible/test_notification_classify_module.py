@@ -132,7 +132,6 @@ PLAYBOOK = textwrap.dedent(
 )
 
 
-@pytest.mark.ansible
 def test_a_real_playbook_classifies_and_activates_emergency_mode(tmp_path: Path) -> None:
     health = health_result(check("websocket", "failed", "refused", error="connection refused"))
     (tmp_path / "health.json").write_text(json.dumps(health))

@@ -43,8 +43,6 @@ from tests.ansible.recovery_helpers import (
 )
 from tests.ansible.sandbox import ROOT, PlaybookRun
 
-pytestmark = pytest.mark.ansible
-
 TEMPLATES_SRC = ROOT / "reference_app" / "notification_service" / "templates"
 
 

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
-from tests.ansible.sandbox import Sandbox, port_open, processes_under
-from tests.conftest import free_port_block
+from tests.ansible.sandbox import ROOT, Sandbox, port_open, processes_under
+from tests.conftest import VENV_BIN
 
-pytestmark = pytest.mark.ansible
+BAD_SIZES = ["0", "-2", "abc", "2.5", "101"]
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path_factory.mktemp("sandbox"), free_port_block(30, start=21000))
+def sandbox(sandbox_factory: Callable[..., Sandbox]) -> Iterator[Sandbox]:
+    box = sandbox_factory("sandbox", ports=30)
     up = box.playbook("sandbox_up.yml", extra={"sandbox_size": 2})
     assert up.rc == 0, up.output[-3000:]
     yield box
@@ -84,7 +86,8 @@ def test_api_sends_to_a_socketio_client_on_every_host(sandbox: Sandbox) -> None:
             timeout=60,
         )
         assert probe.returncode == 0, probe.stdout + probe.stderr
-        assert json.loads(probe.stdout)["ok"] is True
+        received = json.loads(probe.stdout)
+        assert received["ok"] is True and int(received["notification_id"]) > 0, received
 
 
 def test_check_mode_deploy_of_another_mode_changes_nothing(sandbox: Sandbox) -> None:
@@ -125,21 +128,47 @@ def test_sandbox_down_leaves_no_process_port_or_file(sandbox: Sandbox) -> None:
     assert again.rc == 0 and set(again.changed().values()) <= {0}
 
 
-@pytest.mark.parametrize("size", ["0", "-2", "abc", "2.5", "101"])
-def test_bad_sandbox_size_is_refused_before_anything_is_created(tmp_path: Path, size: str) -> None:
-    box = Sandbox(tmp_path, 29000)
-    run = box.playbook("sandbox_up.yml", extra={"sandbox_size": size})
+def size_refused(size: str) -> str:
+    return f"sandbox_size must be a whole number from 1 to 100, got '{size}'"
+
+
+def test_a_bad_sandbox_size_is_refused_before_anything_is_created(sandbox_factory: Callable[..., Sandbox]) -> None:
+    """End to end, once: sandbox_up.yml refuses a bad size, naming it, and creates nothing."""
+    box = sandbox_factory("bad-size")
+    run = box.playbook("sandbox_up.yml", extra={"sandbox_size": "abc"})
     assert run.rc != 0
-    assert f"sandbox_size must be a whole number from 1 to 100, got '{size}'" in " ".join(run.output.split())
+    assert size_refused("abc") in " ".join(run.output.split())
     assert not box.home.exists() and not (box.inventory / "hosts.yml").exists()
 
 
-def test_ports_in_use_are_named(tmp_path: Path) -> None:
-    base = free_port_block(3, start=29100)
+def test_every_bad_sandbox_size_fails_the_playbooks_own_check(tmp_path: Path) -> None:
+    """The size check task of sandbox_up.yml, as it is in the playbook, run once for every bad size (and one
+    good one) in one ansible-playbook run: each bad size fails it with the message naming the value."""
+    [plan] = yaml.safe_load((ROOT / "playbooks" / "sandbox_up.yml").read_text())[:1]
+    [check] = [task for task in plan["tasks"] if task["name"].startswith("Check that sandbox_size")]
+    task = {**check, "vars": {"__sandbox_size_raw": "{{ item }}"}, "loop": [*BAD_SIZES, "3"], "ignore_errors": True}
+    playbook = tmp_path / "size_check.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    output = " ".join((proc.stdout + proc.stderr).split())
+    for size in BAD_SIZES:
+        assert f"failed: [localhost] (item={size})" in output and size_refused(size) in output, output[-3000:]
+    assert "ok: [localhost] => (item=3)" in output and size_refused("3") not in output, output[-3000:]
+
+
+def test_ports_in_use_are_named(sandbox_factory: Callable[..., Sandbox]) -> None:
+    box = sandbox_factory("busy-ports")
+    base = box.base_port
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", base + 1))
         blocker.listen()
-        box = Sandbox(tmp_path, base)
         run = box.playbook("sandbox_up.yml")
     assert run.rc != 0
     output = " ".join(run.output.split())
@@ -148,8 +177,11 @@ def test_ports_in_use_are_named(tmp_path: Path) -> None:
     assert not (box.inventory / "hosts.yml").exists()
 
 
-def test_sandbox_down_refuses_a_host_without_the_marker(tmp_path: Path) -> None:
-    box = Sandbox(tmp_path, 29200)
+def test_sandbox_down_refuses_a_host_without_the_marker(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    box = sandbox_factory("impostor")
+    port = box.base_port
     precious = tmp_path / "not-a-sandbox"
     (precious / "etc").mkdir(parents=True)
     (precious / "etc" / "keep.txt").write_text("important")
@@ -157,8 +189,9 @@ def test_sandbox_down_refuses_a_host_without_the_marker(tmp_path: Path) -> None:
         "all:\n  children:\n    sandbox:\n      hosts:\n        impostor:\n"
         "          ansible_connection: local\n          notification_sandbox: true\n"
         "          ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
-        f"          notification_service_root: {precious}\n          notification_service_web_port: 29200\n"
-        "          notification_service_websocket_port: 29201\n          notification_sandbox_redis_port: 29202\n"
+        f"          notification_service_root: {precious}\n          notification_service_web_port: {port}\n"
+        f"          notification_service_websocket_port: {port + 1}\n"
+        f"          notification_sandbox_redis_port: {port + 2}\n"
     )
     run = box.playbook("sandbox_down.yml")
     assert run.rc != 0

@@ -77,7 +77,6 @@ def test_modules_run_in_mitogen_unless_switched_off(tmp_path: Path, env: dict[st
     assert runtime in line, line
 
 
-@pytest.mark.ansible
 def test_the_health_playbook_runs_through_mitogen(sandbox_host: SandboxHost) -> None:
     """The project's own modules (health, classification) and set_stats work under the Mitogen strategy."""
     sandbox_host.wait_healthy()
@@ -168,20 +167,23 @@ def test_a_play_with_a_host_mitogen_cannot_start_python_on_runs_under_linear(tmp
     assert "(mitogen:" in line, line
 
 
-SLEEP = """\
+# The module sleeps for a length of its own (60.<pid>), so that no other `sleep 60` on the machine (another test
+# process, another run) passes for it.
+SECONDS = f"60.{os.getpid()}"
+SLEEP = f"""\
 - name: Run a module that takes a while
   hosts: all
   gather_facts: false
   tasks:
     - name: Sleep
-      ansible.builtin.command: sleep 60
+      ansible.builtin.command: sleep {SECONDS}
       changed_when: false
 """
 
 
 def _sleeping(argv: list[str]) -> bool:
-    """The playbook's module: sleep 60."""
-    return argv[0].endswith("sleep") and argv[1:2] == ["60"]
+    """The playbook's module: sleep 60.<pid>."""
+    return argv[0].endswith("sleep") and argv[1:2] == [SECONDS]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
@@ -205,9 +207,7 @@ def test_a_run_killed_by_process_group_leaves_no_worker_behind(tmp_path: Path) -
     )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not processes(
-            lambda argv: argv[0].endswith("sleep") and argv[1:2] == ["60"]
-        ):
+        while time.monotonic() < deadline and not processes(_sleeping):
             time.sleep(0.2)
         assert processes(_sleeping), "the module started"
         assert len(processes_under(tmp_path)) >= 2, "ansible-playbook and its worker"

@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
-from typer.testing import CliRunner
 
 from notification_emergency.channels import load_channels
-from notification_emergency.cli import app
 from notification_emergency.errors import EXIT_BAD_INPUT, BadInput
 from notification_emergency.reports import build_report, render_markdown
 from notification_emergency.store import EventStore, parse_since
 from notification_emergency.text import shown, terminal
+from tests.conftest import invoke_cli
 from tests.hostile import hostile_strings, is_unicode
 
 pytestmark = pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")  # apprise's import
@@ -29,7 +28,7 @@ UNSAFE_ON_A_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u20
 
 
 def run(*args: str) -> Any:
-    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1"})
+    result = invoke_cli(list(args), env={"NO_COLOR": "1"})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"{args[:3]!r} ended in {result.exception!r}") from result.exception
     return result

@@ -19,15 +19,13 @@ from typing import Any
 import pytest
 import yaml
 from markdown_it import MarkdownIt
-from typer.testing import CliRunner
 
 from notification_emergency.channels import load_channels
-from notification_emergency.cli import app
 from notification_emergency.errors import EXIT_BAD_INPUT, BadInput
 from notification_emergency.reports import render_markdown, report_files, write_report
 from notification_emergency.store import EventStore, StoreError
 from notification_emergency.text import markdown, terminal
-from tests.conftest import VENV_BIN
+from tests.conftest import VENV_BIN, invoke_cli
 
 CLI = str(VENV_BIN / "notification-emergency")
 pytestmark = pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")  # apprise's import
@@ -36,7 +34,7 @@ READ_COMMANDS = [["events"], ["stats"], ["notifications"], ["generate-report", "
 
 def run(*args: str, env: dict[str, str] | None = None) -> Any:
     """The CLI in this process (typer's runner): exit code, stdout, stderr; an exception is a failure."""
-    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "250", **(env or {})})
+    result = invoke_cli(list(args), env={"NO_COLOR": "1", "COLUMNS": "250", **(env or {})})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result

@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -350,10 +350,10 @@ def recaps(output: str, play: str) -> list[dict[str, dict[str, int]]]:
 
 
 @pytest.fixture(scope="module")
-def rulebook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rulebook]:
+def rulebook(tmp_path_factory: pytest.TempPathFactory, sandbox_factory: Callable[..., Sandbox]) -> Iterator[Rulebook]:
     work = tmp_path_factory.mktemp("eda")
-    base = free_port_block(12, start=29000)  # sandbox host: base..base+2; sources: base+10, base+11
-    box = Sandbox(work / "box", base)
+    box = sandbox_factory("eda-box", ports=12)
+    base = box.base_port  # sandbox host: base..base+2; sources: base+10, base+11
     up = box.playbook("sandbox_up.yml")
     assert up.rc == 0, up.output[-3000:]
     host = "sandbox-01"
@@ -425,9 +425,9 @@ def rulebook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rulebook]:
         down = box.playbook("sandbox_down.yml")
         assert down.rc == 0, down.output[-3000:]
         assert not processes_under(work), processes_under(work)
+        assert not processes_under(box.workdir), processes_under(box.workdir)
 
 
-@pytest.mark.ansible
 def test_rulebook_maps_alerts_and_requests_to_playbooks(rulebook: Rulebook) -> None:
     host = rulebook.host
     # Refused input changes nothing, and the rulebook keeps running.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -54,3 +56,14 @@ def pg_stack(
         running_stack(tmp_path_factory.mktemp("postgres"), database_url=database_url, web_workers=1) as stack,
     ):
         yield stack
+
+
+@pytest.fixture
+def new_stack(tmp_path: Path) -> Callable[..., Stack]:
+    """``new_stack(**options)``: a stack of the test's own in its directory, not started yet (the test starts the
+    processes it needs and stops the stack)."""
+
+    def make(**options: Any) -> Stack:
+        return Stack(tmp_path, **options)
+
+    return make

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Callable
 
 from .harness import Stack, free_port
 
@@ -36,9 +36,9 @@ def test_redis_stopped_degrades_health_and_loses_nothing(outage_stack: Stack) ->
     assert stack.deliveries("outage-user")[created["id"]]["state"] == "delivered"
 
 
-def test_database_unreachable_fails_health_but_the_page_still_renders(tmp_path: Path) -> None:
+def test_database_unreachable_fails_health_but_the_page_still_renders(new_stack: Callable[..., Stack]) -> None:
     unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"
-    stack = Stack(tmp_path, database_url=unreachable, web_workers=1)
+    stack = new_stack(database_url=unreachable, web_workers=1)
     try:
         stack.start_process("web")
         stack.wait_ready("web", statuses=(200, 503))
