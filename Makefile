@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 SANDBOX_SIZE ?= 1
 # The costly tests, marked by tests/conftest.py from the fixtures they use: `make check` leaves them out.
 COSTLY_TESTS := sandbox or postgres or browser or stack
-# Parallel pytest processes of `make test` (pytest-xdist; each has its own sandbox host and ports).
+# Parallel pytest processes of `make check` and `make test` (pytest-xdist; each has its own sandbox host and ports).
 # A whole test file stays on one worker (--dist loadfile): module fixtures and ordered tests stay together.
 PYTEST_WORKERS ?= auto
 PYTHON_DIRS := src tests bench library module_utils filter_plugins strategy_plugins callback_plugins reference_app scripts rulebooks
@@ -31,7 +31,7 @@ check: bootstrap ## The inner loop (under 5 min): ruff, format, mypy, yamllint, 
 	ruff format --check $(PYTHON_DIRS)
 	mypy
 	yamllint -s .
-	pytest -q -m "not ($(COSTLY_TESTS))"
+	pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not ($(COSTLY_TESTS))"
 
 test: bootstrap lint ## Set up and run every test and linter (CI runs this); pytest in parallel, Molecule beside it
 	$(MAKE) --no-print-directory -j2 pytest molecule-logged
