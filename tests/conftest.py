@@ -49,7 +49,7 @@ COSTLY: dict[str, frozenset[str]] = {
     "postgres": frozenset({"pg_admin", "postgres_url", "pg_stack"}),
     # headless Chromium driven by Playwright
     "browser": frozenset({"browser"}),
-    # the reference service's processes, private Redis servers, supervisord
+    # a stack of the reference service: its web and websocket processes and their Redis
     "stack": frozenset({"service", "switch_stack", "outage_stack", "pg_stack", "new_stack"}),
 }
 
