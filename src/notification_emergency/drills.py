@@ -78,6 +78,18 @@ DRILL_POLICY = Policy(throttle_s=0.0, breaker_max=1_000_000)
 DRILL_DEEP_EVERY = 3.0
 
 
+def supervisorctl(root: Path, *args: str) -> str:
+    """``supervisorctl`` of the sandbox host whose root is ``root`` (its own supervisord); what it printed."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(root / "etc" / "supervisord.conf"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return proc.stdout + proc.stderr
+
+
 class SandboxHost:
     """The handles a fault needs on a local sandbox host."""
 
@@ -93,19 +105,7 @@ class SandboxHost:
         self.toolkit: DrillToolkit | None = None  # for a fault whose undo is a toolkit action
 
     def supervisorctl(self, *args: str) -> str:
-        proc = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "supervisorctl"),
-                "-c",
-                str(self.root / "etc" / "supervisord.conf"),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        return proc.stdout + proc.stderr
+        return supervisorctl(self.root, *args)
 
     def pid(self, program: str) -> int:
         answer = self.supervisorctl("pid", program).strip()

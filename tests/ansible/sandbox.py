@@ -17,6 +17,8 @@ from typing import Any
 import requests
 import yaml
 
+from notification_emergency.drills import supervisorctl
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 RECAP = re.compile(
@@ -148,14 +150,7 @@ class SandboxHost:
         return f"http://127.0.0.1:{self.vars['notification_service_web_port']}"
 
     def supervisorctl(self, *args: str) -> str:
-        proc = subprocess.run(
-            [str(VENV_BIN / "supervisorctl"), "-c", str(self.root / "etc" / "supervisord.conf"), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        return proc.stdout + proc.stderr
+        return supervisorctl(self.root, *args)
 
     def health(self) -> dict[str, Any]:
         response = requests.get(f"{self.web_url}/health", timeout=5)
