@@ -95,15 +95,9 @@ class EventStore(
     Statistics,
     StoreEngine,
 ):
-    """The event store at ``url`` (see :func:`store_url`); opening it migrates it to the latest schema.
+    """The event store at ``url`` (see :func:`store_url`); opening it migrates it to the latest schema, or
+    with ``read_only`` only checks it (see :class:`StoreEngine` for what read-only guarantees).
 
-    With ``read_only`` (the commands that only read: ``events``, ``stats``, ``notifications``, a report
-    without a status check) nothing is ever created, migrated or written: the store must exist and be at the
-    latest schema, else :class:`StoreError` says why (no store at that path, a file or database that is not
-    an event store, a store that needs a migration). SQLite files are then opened with ``mode=ro`` and
-    ``query_only``; PostgreSQL sessions with ``default_transaction_read_only``.
-
-    Safe to share between threads; several processes (or control nodes, with PostgreSQL) may write at once.
     Its methods, by family: runs (:class:`RunRecords`), incidents and their actions (:class:`IncidentRecords`),
     emergency mode (:class:`EmergencyRecords`), notifications and delivery attempts
     (:class:`NotificationRecords`), the audit trail (:class:`AuditTrail`), the timeline (:class:`Timeline`),
