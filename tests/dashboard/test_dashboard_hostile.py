@@ -124,24 +124,7 @@ def test_hostile_text_is_data_on_every_text_input(
     form = csrf_of(stranger.get(f"{url}/login", timeout=10).text)
     accepted_reasons = 0
     for number, text in enumerate(strings):
-        # the JSON API: every field of POST /api/actions
-        check(post(json_body({"action": text, "confirmed": True})), "action")
-        check(post(json_body({"action": "health-check", "hosts": [text], "confirmed": True})), "hosts")
-        check(post(json_body({"action": "restart", "inputs": {"components": [text]}})), "components")
-        check(post(json_body({"action": "activate-emergency", "inputs": {"reason": "x", "level": text}})), "level")
-        check(post(json_body({"action": "health-check", "inputs": {text: 1}})), "inputs", "inputs")
-        check(post(json_body({"action": "health-check", text: True})), "body field", "unknown")
-        check(post(json_body(text)), "body", "request body")
-        if not text.lstrip().startswith("{"):  # (a JSON object as the raw body is a request: sent as text above)
-            check(post(wire(text)), "raw body", "request body")
-        preview = check(post(json_body({"action": "activate-emergency", "inputs": {"reason": text}})), "reason")
-        if preview.status_code == 200:  # accepted as text: echoed exactly, nothing started
-            accepted_reasons += 1
-            expected = " ".join(text.split())
-            assert preview.json()["inputs"]["reason"] == expected
-            assert f'"{expected}"' in preview.json()["confirm"]
-        else:
-            assert preview.status_code == 400, preview.text
+        accepted_reasons += _post_every_field(post, check, text)  # the JSON API: every field of POST /api/actions
         # query parameters and the path
         for endpoint in ("events", "stats", "audit") if number % 5 == 0 else ("events",):
             check(operator.get(f"{url}/api/{endpoint}", params={"since": wire(text)}, timeout=10), "since")
@@ -162,7 +145,43 @@ def test_hostile_text_is_data_on_every_text_input(
     assert operator.get(f"{url}/api/actions", timeout=10).json()["jobs"] == [], "no input started anything"
     assert dashboard.store.runs() == []
 
-    # One real run: a reason of template injections and shell substitutions, confirmed.
+    _run_a_hostile_reason(operator, url, post, dashboard, canary)
+    assert not canary.exists(), "a hostile input ran a command"
+    assert sum(seen.values()) >= 100 * 15, seen
+
+
+Check = Callable[..., requests.Response]
+
+
+def _post_every_field(post: Callable[[bytes], requests.Response], check: Check, text: str) -> int:
+    """``text`` in every field of POST /api/actions; 1 when it was accepted as an emergency's reason."""
+    check(post(json_body({"action": text, "confirmed": True})), "action")
+    check(post(json_body({"action": "health-check", "hosts": [text], "confirmed": True})), "hosts")
+    check(post(json_body({"action": "restart", "inputs": {"components": [text]}})), "components")
+    check(post(json_body({"action": "activate-emergency", "inputs": {"reason": "x", "level": text}})), "level")
+    check(post(json_body({"action": "health-check", "inputs": {text: 1}})), "inputs", "inputs")
+    check(post(json_body({"action": "health-check", text: True})), "body field", "unknown")
+    check(post(json_body(text)), "body", "request body")
+    if not text.lstrip().startswith("{"):  # (a JSON object as the raw body is a request: sent as text above)
+        check(post(wire(text)), "raw body", "request body")
+    preview = check(post(json_body({"action": "activate-emergency", "inputs": {"reason": text}})), "reason")
+    if preview.status_code != 200:
+        assert preview.status_code == 400, preview.text
+        return 0
+    expected = " ".join(text.split())  # accepted as text: echoed exactly, nothing started
+    assert preview.json()["inputs"]["reason"] == expected
+    assert f'"{expected}"' in preview.json()["confirm"]
+    return 1
+
+
+def _run_a_hostile_reason(
+    operator: requests.Session,
+    url: str,
+    post: Callable[[bytes], requests.Response],
+    dashboard: Dashboard,
+    canary: Path,
+) -> None:
+    """One real run: a reason of template injections and shell substitutions, confirmed."""
     reason = (
         f"{{{{ lookup('pipe','touch {canary}') }}}} {{% endraw %}}{{{{ query('pipe','touch {canary}') }}}}{{% raw %}}"
         f" $(touch {canary}) `touch {canary}` {{# x #}} {{{{ notification_service_secret_key }}}} {{{{ user.name }}}}"
@@ -182,6 +201,3 @@ def test_hostile_text_is_data_on_every_text_input(
     assert run["playbook"] == "emergency_activate.yml"
     requested = next(e for e in dashboard.store.audit_trail() if e["action"] == "dashboard activate-emergency")
     assert requested["details"]["inputs"]["reason"] == reason, "the audit trail holds the text as typed"
-
-    assert not canary.exists(), "a hostile input ran a command"
-    assert sum(seen.values()) >= 100 * 15, seen

@@ -63,7 +63,20 @@ class _Writer:
 def render(live: dict[str, Any], record: dict[str, Any]) -> str:
     """The metrics text for the dashboard's ``live`` and ``record`` parts."""
     out = _Writer()
-    hosts = live.get("hosts") or []
+    _hosts(out, live.get("hosts") or [])
+    _record(out, record)
+    jobs = live.get("jobs") or []
+    out.family(
+        "dashboard_actions_running",
+        "gauge",
+        "Dashboard actions running now.",
+        [({}, sum(1 for job in jobs if job["state"] == "running"))],
+    )
+    return "\n".join(out.lines) + "\n"
+
+
+def _hosts(out: _Writer, hosts: list[dict[str, Any]]) -> None:
+    """Per host and component, from the latest direct probe: health, latency, emergency mode, the mode."""
     out.family(
         "host_healthy",
         "gauge",
@@ -121,6 +134,10 @@ def render(live: dict[str, Any], record: dict[str, Any]) -> str:
         "1 for the mode the host delivers notifications in (websocket or legacy flash messages).",
         [({"host": h["host"], "mode": h["mode"]}, 1) for h in hosts if h["mode"] != "unknown"],
     )
+
+
+def _record(out: _Writer, record: dict[str, Any]) -> None:
+    """From the event store: whether it answered, incidents, recovery, runs, notifications, emergencies."""
     stats = record.get("stats")
     store = record.get("store") or {}
     out.family("store_up", "gauge", "1 when the event store answered the latest read.", [({}, bool(store.get("ok")))])
@@ -176,14 +193,6 @@ def render(live: dict[str, Any], record: dict[str, Any]) -> str:
             "Emergency-mode activations and deactivations recorded.",
             [({"action": key}, emergencies[key]) for key in ("activated", "deactivated")],
         )
-    jobs = live.get("jobs") or []
-    out.family(
-        "dashboard_actions_running",
-        "gauge",
-        "Dashboard actions running now.",
-        [({}, sum(1 for job in jobs if job["state"] == "running"))],
-    )
-    return "\n".join(out.lines) + "\n"
 
 
 __all__ = ["CONTENT_TYPE", "render"]
