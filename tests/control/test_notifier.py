@@ -22,9 +22,9 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from notification_emergency.api import EmergencyToolkit
 from notification_emergency.channels import failed_components, load_channels
-from notification_emergency.redact import mask_url
 from notification_emergency.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput
 from notification_emergency.notifier import Notifier
+from notification_emergency.redact import mask_url
 from notification_emergency.store import EventStore
 from tests.conftest import VENV_BIN, free_port_block
 

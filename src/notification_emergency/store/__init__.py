@@ -85,6 +85,7 @@ __all__ = [
     "store_url",
 ]
 
+
 class EventStore(
     RunRecords,
     IncidentRecords,
