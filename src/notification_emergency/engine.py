@@ -128,26 +128,8 @@ def decide(
         decision.level = decision.level or int(unknown["base_level"])
         decision.summary = decision.summary or f"{host} is {decision.status} and no failure type explains it"
         row = {**row, "plan": unknown["plan"]}
-    throttle_from = now - timedelta(seconds=policy.throttle_s)
-    recent = [
-        (incident, action)
-        for incident, action in history
-        if incident["failure_type"] in decision.failures and _started(action) >= throttle_from
-    ]
-    if recent:
-        last = max(action["started_at"] for _incident, action in recent)
-        decision.throttled = (
-            f"throttled: {recent[0][0]['failure_type']} on {host} was acted on at {last}, within the "
-            f"{policy.throttle_s:.0f} s window; nothing automatic until it passes"
-        )
-    breaker_from = now - timedelta(seconds=policy.breaker_window_s)
-    acted_incidents = {incident["id"] for incident, action in history if _started(action) >= breaker_from}
-    acted_incidents.discard(decision.incident)
-    if len(acted_incidents) >= policy.breaker_max:
-        decision.breaker = (
-            f"circuit breaker open: {len(acted_incidents)} automatic recoveries of {host} in the last "
-            f"{policy.breaker_window_s / 60:.0f} min (limit {policy.breaker_max}); a human must look"
-        )
+    decision.throttled = _throttled(decision, history, policy, now)
+    decision.breaker = _breaker(decision, history, policy, now)
     playbooks = playbooks or project_root() / "playbooks"
     for step_id in row.get("plan") or []:
         if step_id == "escalate":
@@ -170,26 +152,60 @@ def decide(
         elif decision.throttled:
             reason = decision.throttled
         decision.steps.append(StepDecision(step_id, step["label"], reason is None, reason, playbook, extra))
-    level = int(decision.level or 4)
-    raised = max(1, level - 1)
-    if decision.throttled and not decision.breaker:
-        decision.escalation = None  # already acted on and escalated if it had to be: do not flap
-    else:
-        why = decision.breaker or (
-            "the plan was exhausted without restoring health"
-            if decision.runnable
-            else "no step of the plan may run automatically"
-        )
-        decision.escalation = {
-            "when": "if no step restores health" if decision.runnable else "now",
-            "level": raised,
-            "level_name": catalogue.LEVELS[raised]["name"],
-            "priority": LEVEL_PRIORITY[raised],
-            "reason": why,
-            "emergency_mode": True,
-            "title": f"[{LEVEL_PRIORITY[raised].upper()}] {decision.primary} on {host}",
-        }
+    decision.escalation = _escalation(decision)
     return decision
+
+
+def _throttled(decision: HostDecision, history: History, policy: Policy, now: datetime) -> str | None:
+    """Why the host is throttled (one of its failure types was acted on within ``throttle_s``), or None."""
+    throttle_from = now - timedelta(seconds=policy.throttle_s)
+    recent = [
+        (incident, action)
+        for incident, action in history
+        if incident["failure_type"] in decision.failures and _started(action) >= throttle_from
+    ]
+    if not recent:
+        return None
+    last = max(action["started_at"] for _incident, action in recent)
+    return (
+        f"throttled: {recent[0][0]['failure_type']} on {decision.host} was acted on at {last}, within the "
+        f"{policy.throttle_s:.0f} s window; nothing automatic until it passes"
+    )
+
+
+def _breaker(decision: HostDecision, history: History, policy: Policy, now: datetime) -> str | None:
+    """Why the circuit breaker is open (``breaker_max`` other incidents acted on within the window), or None."""
+    breaker_from = now - timedelta(seconds=policy.breaker_window_s)
+    acted_incidents = {incident["id"] for incident, action in history if _started(action) >= breaker_from}
+    acted_incidents.discard(decision.incident)
+    if len(acted_incidents) < policy.breaker_max:
+        return None
+    return (
+        f"circuit breaker open: {len(acted_incidents)} automatic recoveries of {decision.host} in the last "
+        f"{policy.breaker_window_s / 60:.0f} min (limit {policy.breaker_max}); a human must look"
+    )
+
+
+def _escalation(decision: HostDecision) -> dict[str, Any] | None:
+    """What happens when no step helps (or none may run): the level raised by one, emergency mode, a
+    notification; None for a throttled host (acted on and escalated already if it had to be: no flapping)."""
+    if decision.throttled and not decision.breaker:
+        return None
+    raised = max(1, int(decision.level or 4) - 1)
+    why = decision.breaker or (
+        "the plan was exhausted without restoring health"
+        if decision.runnable
+        else "no step of the plan may run automatically"
+    )
+    return {
+        "when": "if no step restores health" if decision.runnable else "now",
+        "level": raised,
+        "level_name": catalogue.LEVELS[raised]["name"],
+        "priority": LEVEL_PRIORITY[raised],
+        "reason": why,
+        "emergency_mode": True,
+        "title": f"[{LEVEL_PRIORITY[raised].upper()}] {decision.primary} on {decision.host}",
+    }
 
 
 class RecoveryEngine:
