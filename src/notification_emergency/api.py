@@ -427,13 +427,16 @@ class EmergencyToolkit:
         self, faults: list[str] | None = None, limit: str | None = None, *, interval: float = 0.25
     ) -> ActionResult:
         """Recovery drills on sandbox hosts: inject each fault, let the watch and the engine recover, time it."""
-        from notification_emergency.drills import FAULTS, run_drill
+        from notification_emergency.drills import FAULTS, SandboxHost, run_drill
 
         names = faults or list(FAULTS)
         unknown = [name for name in names if name not in FAULTS]
         if unknown:
             raise BadInput(f"unknown fault {', '.join(unknown)}; the drills are: {', '.join(FAULTS)}")
-        journals = [run_drill(self, host, name, interval=interval) for host in self.hosts(limit) for name in names]
+        hosts = self.hosts(limit)
+        for target in self.fleet.targets(",".join(hosts)):
+            SandboxHost(target)  # refuses a host that is not a sandbox: before any drill, not half-way
+        journals = [run_drill(self, host, name, interval=interval) for host in hosts for name in names]
         failed = [f"{j['fault']} on {j['host']}: {j['outcome']}" for j in journals if not j["as_expected"]]
         return ActionResult(
             "test-recovery",

@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from notification_emergency.catalogue import COMPONENTS, FAILURE_COMPONENT, PRIORITIES
+from notification_emergency.catalogue import CATALOGUE, COMPONENTS, FAILURE_COMPONENT, PRIORITIES
 from notification_emergency.errors import BadInput
 from notification_emergency.paths import readable_by_others, writable_by_others
 from notification_emergency.redact import mask_url, scrub_text
@@ -502,17 +502,20 @@ def _users(source: str, raw: Any) -> UsersSettings:
 
 
 def failed_components(names: Any) -> set[str]:
-    """Components (web, websocket, redis, database) from component or catalogue failure-type names."""
+    """Components (web, websocket, redis, database) from component or catalogue failure-type names. A failure
+    type that takes no component down (configuration_error, unknown, ...) adds none: every channel stays usable."""
     found: set[str] = set()
     for name in names or ():
         text = str(name)
-        component = text if text in COMPONENTS else FAILURE_COMPONENT.get(text)
-        if component is None:
+        if text in COMPONENTS:
+            found.add(text)
+        elif text in CATALOGUE:
+            found.update([FAILURE_COMPONENT[text]] if text in FAILURE_COMPONENT else [])
+        else:
             raise BadInput(
                 f"failed component {text!r} is not one of {', '.join(COMPONENTS)} "
-                f"(or a failure type: {', '.join(FAILURE_COMPONENT)})"
+                f"(or a failure type: {', '.join(CATALOGUE)})"
             )
-        found.add(component)
     return found
 
 

@@ -9,6 +9,7 @@ import configparser
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -24,7 +25,7 @@ from notification_emergency.errors import BadInput
 from notification_emergency.inventory import Target
 from tests.ansible.conftest import SandboxHost as SharedHost
 from tests.ansible.sandbox import ROOT
-from tests.conftest import VENV_BIN
+from tests.conftest import VENV_BIN, invoke_cli
 
 
 @pytest.fixture
@@ -179,3 +180,26 @@ def test_the_systemd_unit_runs_an_existing_command_with_options_the_cli_has() ->
     for option in (arg for arg in command[2:] if arg.startswith("--")):
         assert option in help_text, option
     assert unit["Service"]["KillSignal"] == "SIGTERM" and unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_test_recovery_without_a_fault_runs_the_drill_set_and_refuses_a_non_sandbox_host_before_any(
+    tmp_path: Path, sandbox_host: SharedHost
+) -> None:
+    """The seed's ``test-recovery`` with no argument means the whole drill set (it was refused). In a fleet with
+    one host that is not a sandbox, it refuses before any drill: the sandbox host is not touched either."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(sandbox_host.box.inventory, inventory)
+    (inventory / "production.yml").write_text(
+        "notification_hosts:\n  hosts:\n    prod-web-1:\n      ansible_host: 127.0.0.1\n"
+        "      notification_service_web_port: 9\n"
+    )
+    state = tmp_path / "state"
+    env = {"NOTIFICATION_EMERGENCY_STATE_DIR": str(state), "NOTIFICATION_EMERGENCY_INVENTORY": str(inventory)}
+    refused = invoke_cli(["test-recovery"], env=env)
+    assert refused.exit_code == 2, refused.output
+    assert "prod-web-1 is not a sandbox host" in refused.output
+    assert not (state / "drills").exists(), "no drill ran, not even on the sandbox host"
+    listed = invoke_cli(["test-recovery", "--list"], env=env)
+    assert listed.exit_code == 0 and all(name in listed.output for name in FAULTS)
+    both = invoke_cli(["test-recovery", "--all", "--fault", "websocket_killed"], env=env)
+    assert both.exit_code == 2 and "not both" in both.output

@@ -135,3 +135,28 @@ def test_the_auto_recover_playbook_for_awx_uses_the_same_engine_and_is_idempoten
     store = EmergencyToolkit(inventory=sandbox_host.box.inventory, store=home / "events.db", home=home).store
     [incident] = store.incidents()
     assert incident["status"] == "resolved" and incident["actions"][0]["action"] == "restart_websocket"
+
+
+def test_an_unknown_failure_is_escalated_cleanly(toolkit: EmergencyToolkit, sandbox_host: SandboxHost) -> None:
+    """A corrupt emergency.json: the service says degraded and no failure type claims it. auto-recover has
+    nothing automatic to try, so it escalates: exit 3 (unhealthy), an incident, emergency mode on, operators
+    notified with the evidence. It used to end in exit 2 (bad input, "nothing ran") after it had run things."""
+    state = sandbox_host.root / "state" / "emergency.json"
+    original = state.read_bytes() if state.exists() else None
+    state.write_text("{ this is not json")
+    try:
+        result = toolkit.auto_recover(sandbox_host.name)
+        assert result.exit_code == 3 and not result.ok, result.message
+        row = result.hosts[sandbox_host.name]
+        assert row["primary"] == "unknown" and row["status"] == "escalated", row
+        [incident] = toolkit.store.incidents()
+        assert incident["failure_type"] == "unknown" and incident["escalated_at"]
+        assert [a["action"] for a in incident["actions"]][-1] == "escalate"
+        [notification] = toolkit.store.notifications()
+        assert notification["delivered_by"] and "unknown" in notification["title"], notification
+        assert sandbox_host.health()["emergency"]["active"], "escalation turned emergency mode on"
+    finally:
+        if sandbox_host.health()["emergency"]["active"]:
+            toolkit.deactivate_emergency("pytest", limit=sandbox_host.name)
+        if original is not None and state.read_text().startswith("{ this"):
+            state.write_bytes(original)

@@ -392,6 +392,9 @@ def test_masking_keeps_scheme_and_server_and_hides_credentials_and_tokens() -> N
 
 def test_failed_components_take_components_or_failure_types() -> None:
     assert failed_components(["redis", "websocket_service_down"]) == {"redis", "websocket"}
+    # The engine escalates whatever it classified: a type that takes no component down (an unknown failure, a
+    # configuration error) blocks no channel, and is not refused (it was, and the escalation ended in exit 2).
+    assert failed_components(["unknown", "configuration_error", "template_error"]) == set()
     with pytest.raises(BadInput, match="failed component 'disk' is not one of web, websocket, redis, database"):
         failed_components(["disk"])
 

@@ -165,16 +165,19 @@ def test_recovery(
     fault: Annotated[
         list[str] | None, typer.Option("--fault", "-f", help="A fault to inject (repeatable); see --list.")
     ] = None,
-    run_all: Annotated[bool, typer.Option("--all", help="Run every drill of the catalogue.")] = False,
+    run_all: Annotated[
+        bool, typer.Option("--all", help="Run every drill (also what test-recovery without --fault does).")
+    ] = False,
     list_faults: Annotated[bool, typer.Option("--list", help="List the drills and exit.")] = False,
     interval: Annotated[float, typer.Option(min=0.05, max=HOUR, help="Seconds between the watch's probes.")] = 0.25,
     *,
     opts: Common,
 ) -> None:
     """Recovery drills on sandbox hosts: inject a fault, let the watch detect it and auto-recover fix it
-    (or escalate), and time it. Refuses hosts that are not sandboxes. Writes a JSON journal per drill.
+    (or escalate), and time it. Without --fault, runs every drill. Refuses hosts that are not sandboxes,
+    before any drill runs. Writes a JSON journal per drill.
 
-    Example: notification-emergency test-recovery --all --limit sandbox-01
+    Example: notification-emergency test-recovery --limit sandbox-01
     """
     from notification_emergency.drills import FAULTS
 
@@ -184,6 +187,6 @@ def test_recovery(
                 f"{name:22} {item.description} (expects {item.expects}, {'recovers' if item.recovers else 'escalates'})"
             )
         raise typer.Exit(EXIT_OK)
-    if not fault and not run_all:
-        fail("name the drills with --fault NAME (see --list) or run them all with --all", EXIT_BAD_INPUT, opts.as_json)
-    act(opts, lambda t: t.test_recovery(None if run_all else fault, opts.limit, interval=interval), render_drills)
+    if fault and run_all:
+        fail("give either --fault NAME (repeatable) or --all, not both", EXIT_BAD_INPUT, opts.as_json)
+    act(opts, lambda t: t.test_recovery(fault or None, opts.limit, interval=interval), render_drills)
