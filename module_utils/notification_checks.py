@@ -383,27 +383,52 @@ def check_tcp(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], con
     evidence["connected"] = True
 
 
+# Process states in which the manager gave up on a program (or keeps failing to start it): a restart alone does
+# not help, the program's definition, directories or files need repair first (failure type crash_loop).
+GAVE_UP_STATES = frozenset({"FATAL", "BACKOFF", "failed"})
+
+
 def check_process(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], context: Context) -> None:
+    """The program's state from its manager. Reasons: ``not_running`` (stopped, exited), ``crash_loop`` (the
+    manager gave up on it or cannot start it: FATAL, BACKOFF, a spawn error, a systemd unit that failed),
+    ``not_defined`` (the manager has no such program), ``manager_down`` (supervisord or systemd itself does
+    not answer: nothing it should run is managed)."""
     opts = spec.options
     manager, service = opts["manager"], opts["service"]
-    evidence.update(manager=manager, service=service, state=None, pid=None)
+    evidence.update(manager=manager, service=service, state=None, pid=None, detail=None)
     backend = context.process_backend(opts, deadline)
     deadline.step = f"reading the state of {service} from {manager}"
     try:
         state = backend.status(service)
     except ServiceControlError as exc:
-        if isinstance(backend, SupervisorBackend) and _supervisord_down(backend, exc):
-            raise CheckProblem(
-                "not_running", f"supervisord is not running for {backend.config}, so {service} is not either"
-            ) from None
+        if _manager_down(backend, exc):
+            evidence["state"] = "MANAGER_DOWN"
+            which = "systemd does not answer"
+            if isinstance(backend, SupervisorBackend):
+                which = f"supervisord is not running for {backend.config}"
+            raise CheckProblem("manager_down", f"{which}: {service} is not managed") from None
+        if "is not defined" in str(exc) or "is not installed" in str(exc):
+            raise CheckProblem("not_defined", str(exc)) from None
         raise CheckProblem("error", str(exc)) from None
-    evidence.update(state=state.state, pid=state.pid)
+    evidence.update(state=state.state, pid=state.pid, detail=state.detail or None)
     if state.state in ("RUNNING", "active"):
         return
+    if state.state in GAVE_UP_STATES:
+        detail = f" ({state.detail})" if state.detail else ""
+        raise CheckProblem("crash_loop", f"{manager} gave up on {service}: {state.state}{detail}")
     if state.running:  # STARTING, activating, reloading
         raise CheckProblem("bad_status", f"{service} is {state.state}, not running yet", DEGRADED)
     detail = f" ({state.detail})" if state.detail else ""
     raise CheckProblem("not_running", f"{service} is {state.state}{detail}")
+
+
+def _manager_down(backend: SupervisorBackend | SystemdBackend, error: ServiceControlError) -> bool:
+    if isinstance(backend, SupervisorBackend):
+        return _supervisord_down(backend, error)
+    try:
+        return not backend.reachable()
+    except (ServiceControlError, OSError):
+        return True
 
 
 def _supervisord_down(backend: SupervisorBackend, error: ServiceControlError) -> bool:

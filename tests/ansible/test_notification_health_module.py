@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,8 +25,12 @@ from tests.ansible.health_servers import (
     closed_port,
     health,
     one,
+    program,
     sqlite_db,
+    start_supervisord,
+    stop_supervisord,
     supervisor_conf,
+    write_conf,
 )
 from tests.conftest import VENV_BIN
 
@@ -297,8 +302,48 @@ def test_process_when_supervisord_is_down(module_runner: Any, tmp_path: Path) ->
         supervisor_config=str(conf),
         bin_dir=str(VENV_BIN),
     )
-    assert (check["status"], check["reason"]) == ("failed", "not_running")
-    assert "supervisord is not running" in check["error"]
+    assert (check["status"], check["reason"], check["evidence"]["state"]) == ("failed", "manager_down", "MANAGER_DOWN")
+    assert "supervisord is not running" in check["error"] and "is not managed" in check["error"]
+
+
+def supervisorctl_states(conf: Path) -> dict[str, str]:
+    done = subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "status"], capture_output=True, text=True)
+    return dict(line.split()[:2] for line in done.stdout.splitlines() if len(line.split()) >= 2)
+
+
+def test_a_program_supervisord_gave_up_on_is_a_crash_loop_not_a_stopped_one(module_runner: Any, tmp_path: Path) -> None:
+    """A command that exits at once (FATAL "Exited too quickly") and a log directory that does not exist (a
+    spawn error, ENOENT) are crash loops; a program stopped on purpose is not_running."""
+    conf = write_conf(tmp_path)
+    (tmp_path / "conf.d" / "crasher.conf").write_text(program("crasher", "/bin/false", autostart=True))
+    nolog = program("nolog", startsecs=0).replace("%(here)s/nolog.log", "%(here)s/gone/nolog.log")
+    (tmp_path / "conf.d" / "nolog.conf").write_text(nolog)
+    (tmp_path / "conf.d" / "idle.conf").write_text(program("idle"))
+    (tmp_path / "conf.d" / "gone").mkdir()  # supervisord refuses a config whose log directory is missing
+    start_supervisord(conf, [])
+    try:
+        (tmp_path / "conf.d" / "gone").rmdir()  # ... but not a program whose log directory went away later
+        subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "start", "nolog"], capture_output=True, check=False)
+        for _ in range(100):  # until supervisord gave up on both
+            states = supervisorctl_states(conf)
+            if states.get("crasher") == "FATAL" and states.get("nolog") == "FATAL":
+                break
+            time.sleep(0.1)
+        result = health(
+            module_runner,
+            [{"name": name, "kind": "process", "service": name} for name in ("crasher", "nolog", "idle")],
+            manager="supervisord",
+            supervisor_config=str(conf),
+            bin_dir=str(VENV_BIN),
+        )
+    finally:
+        stop_supervisord(conf)
+    crasher, nolog_check, idle = (result["checks"][name] for name in ("crasher", "nolog", "idle"))
+    assert (crasher["status"], crasher["reason"], crasher["evidence"]["state"]) == ("failed", "crash_loop", "FATAL")
+    assert "Exited too quickly" in crasher["evidence"]["detail"] and "gave up on crasher" in crasher["error"]
+    assert (nolog_check["reason"], nolog_check["evidence"]["state"]) == ("crash_loop", "FATAL")
+    assert "ENOENT" in nolog_check["evidence"]["detail"], nolog_check
+    assert (idle["reason"], idle["evidence"]["state"]) == ("not_running", "STOPPED")
 
 
 def test_disk(module_runner: Any, tmp_path: Path) -> None:
