@@ -65,6 +65,43 @@ options:
         for a O(supervisor_config) without a socket or serverurl). Defaults to the directory of the Python
         interpreter that runs the module, then the C(PATH).
     type: path
+  orphans:
+    description:
+      - supervisord only. C(stop) - before anything else, find the host's processes that no running supervisord
+        owns (orphans left by a supervisord that died: they go on holding the host's ports, and nothing
+        restarts them) and stop them, SIGTERM then, after O(orphan_grace) seconds, SIGKILL; the module fails
+        when one survives. C(ignore) leaves every process alone.
+      - A process is the host's when its command line names O(root) (or a path under it), when it listens on
+        one of O(ports), or when one of O(pid_files) names it and its command line names O(root). This
+        process and its ancestors, zombies, kernel threads and terminal sessions that hold no port are never
+        counted. Reported in RV(orphans), and as the diff.
+    type: str
+    default: ignore
+    choices: [ignore, stop]
+  root:
+    description: The host's root directory (O(orphans)). Required with O(orphans=stop).
+    type: path
+  ports:
+    description: The host's TCP ports (O(orphans)); a process on one that supervisord does not run is an orphan.
+    type: list
+    elements: int
+    default: []
+  pid_files:
+    description: Pid files of the host (O(orphans)); missing ones are skipped.
+    type: list
+    elements: path
+    default: []
+  orphan_grace:
+    description: Seconds an orphan has to end after SIGTERM before it gets SIGKILL.
+    type: float
+    default: 10
+  verify_all:
+    description:
+      - supervisord only. At the end, wait (up to O(timeout)) until every program supervisord starts by itself
+        (C(autostart)) is RUNNING, not only O(services); fail naming those that are not. Returned as
+        RV(programs).
+    type: bool
+    default: false
   timeout:
     description:
       - Seconds to wait for supervisord to answer (each question, and a started supervisord) and for each
@@ -82,6 +119,18 @@ EXAMPLES = r"""
     manager: supervisord
     supervisor_config: /srv/sandbox-01/etc/supervisord.conf
     supervisord_start: true
+    services: [notification-web, notification-websocket]
+
+- name: Bring back a dead supervisord without orphans, and every program with it
+  notification_services:
+    manager: supervisord
+    supervisor_config: /srv/sandbox-01/etc/supervisord.conf
+    supervisord_start: true
+    orphans: stop
+    root: /srv/sandbox-01
+    ports: [8000, 8001, 6379]
+    pid_files: [/srv/sandbox-01/run/supervisord.pid]
+    verify_all: true
     services: [notification-web, notification-websocket]
 
 - name: Stop the WebSocket service
@@ -119,6 +168,22 @@ manager_actions:
   type: list
   elements: str
   sample: ["started supervisord", "notification-web: changed"]
+orphans:
+  description: The host's processes found outside a running supervisord (O(orphans=stop)), and what was done.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - pid: 4242
+      command: /srv/venv/bin/notification-service websocket --config /srv/sandbox-01/etc/config.yml
+      why: ["command line names /srv/sandbox-01", "listens on port 8001"]
+      ports: [8001]
+      outcome: terminated
+programs:
+  description: With O(verify_all), every program supervisord starts by itself and its state.
+  returned: always
+  type: dict
+  sample: {"notification-web": "RUNNING", "notification-websocket": "RUNNING", "redis": "RUNNING"}
 """
 
 import os
@@ -126,6 +191,7 @@ import shutil
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.notification_orphans import find_orphans, orphan_diff, stop_processes, wait_all_running
 from ansible.module_utils.notification_services import (
     ServiceControlError,
     SupervisorBackend,
@@ -158,8 +224,14 @@ def main():
             daemon_reload=dict(type="bool", default=False),
             bin_dir=dict(type="path"),
             timeout=dict(type="float", default=20.0),
+            orphans=dict(type="str", default="ignore", choices=["ignore", "stop"]),
+            root=dict(type="path"),
+            ports=dict(type="list", elements="int", default=[]),
+            pid_files=dict(type="list", elements="path", default=[]),
+            orphan_grace=dict(type="float", default=10.0),
+            verify_all=dict(type="bool", default=False),
         ),
-        required_if=[("manager", "supervisord", ("supervisor_config",))],
+        required_if=[("manager", "supervisord", ("supervisor_config",)), ("orphans", "stop", ("root",))],
         supports_check_mode=True,
     )
     params = module.params
@@ -171,12 +243,17 @@ def main():
     def run(args):
         return module.run_command(args)
 
+    orphans, diff, programs = [], None, {}
+    if params["manager"] != "supervisord" and (params["orphans"] == "stop" or params["verify_all"]):
+        module.fail_json(msg="orphans=stop and verify_all are for manager=supervisord")
     try:
         if params["manager"] == "supervisord":
             # Both only when needed: supervisord to start it, supervisorctl for a config without a socket.
             ctl = find_binary("supervisorctl", params["bin_dir"])
             daemon = find_binary("supervisord", params["bin_dir"])
             backend = SupervisorBackend(run, params["supervisor_config"], ctl, daemon, params["timeout"])
+            if params["orphans"] == "stop":
+                orphans, diff = stop_orphans(module, backend)
         else:
             systemctl = find_binary("systemctl", params["bin_dir"])
             if not systemctl:
@@ -194,9 +271,36 @@ def main():
             update=params["update"],
             start_daemon=params["supervisord_start"],
         )
+        if params["verify_all"] and not module.check_mode:
+            programs = wait_all_running(backend, params["timeout"])
     except ServiceControlError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=changed, services=services, manager_actions=manager_actions)
+        module.fail_json(msg=str(exc), orphans=orphans)
+    result = dict(changed=changed or bool(orphans), services=services, manager_actions=manager_actions, orphans=orphans)
+    if diff is not None:
+        result["diff"] = diff
+    module.exit_json(programs=programs, **result)
+
+
+def stop_orphans(module, backend):
+    """Find the host's processes no running supervisord owns and (unless in check mode) stop them."""
+    params = module.params
+    managers = []
+    if backend.reachable():
+        managers.append(int(backend.rpc("supervisor.getPID")))
+    found = find_orphans(params["root"], params["ports"], params["pid_files"], managers)
+    orphans = [dict(orphan.as_dict(), outcome="would stop" if module.check_mode else "") for orphan in found]
+    diff = orphan_diff(found, params["root"]) if found else None
+    if not found or module.check_mode:
+        return orphans, diff
+    outcome = stop_processes([orphan.pid for orphan in found], params["orphan_grace"])
+    for orphan in orphans:
+        orphan["outcome"] = next((word for word, pids in outcome.items() if orphan["pid"] in pids), "gone")
+    if outcome["survived"]:
+        raise ServiceControlError(
+            f"these processes of {params['root']} outside supervisord survived SIGKILL: "
+            + ", ".join(str(pid) for pid in outcome["survived"])
+        )
+    return orphans, diff
 
 
 if __name__ == "__main__":

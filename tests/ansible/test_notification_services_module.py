@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.ansible.health_servers import CRASHER, SLEEPER, program, write_conf
-from tests.conftest import VENV_BIN
+from tests.conftest import VENV_BIN, free_port_block
 
 
 @pytest.fixture
@@ -119,3 +122,90 @@ def test_changed_program_file_is_applied(module_runner: Any, supervisor: dict[st
 def test_bad_arguments_name_the_parameter(module_runner: Any, args: dict[str, Any], message: str) -> None:
     result, failed = module_runner("notification_services", args)
     assert failed and message in result["msg"]
+
+
+LISTEN = (
+    "import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+    "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(100000)"
+)
+
+
+def _listener(port: int, *args: str) -> str:
+    """A supervisord command that listens on ``port`` (its further arguments only name things)."""
+    return f'{VENV_BIN / "python"} -c "{LISTEN}" {port} {" ".join(args)}'
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_a_dead_supervisord_is_brought_back_without_orphans(module_runner: Any, tmp_path: Path) -> None:
+    """supervisord is killed (SIGKILL): its programs go on as orphans holding their ports. orphans=stop finds
+    them (command line naming the root, a port of the host), and a squatter on a host port, shows them in
+    check mode (and the diff) without touching them, stops them (SIGTERM), starts supervisord and waits until
+    every program runs again; a bystander naming another root is left alone, and a second run changes nothing."""
+    port = free_port_block(2, start=23000)
+    squat_port = port + 1
+    conf = write_conf(tmp_path)
+    (tmp_path / "conf.d" / "alpha.conf").write_text(program("alpha", _listener(port, str(tmp_path / "etc")), True))
+    (tmp_path / "conf.d" / "beta.conf").write_text(program("beta", f"{SLEEPER} {tmp_path}/beta", True))
+    base = {"manager": "supervisord", "supervisor_config": str(conf), "bin_dir": str(VENV_BIN), "timeout": 15}
+    args = {
+        **base,
+        "services": ["alpha", "beta"],
+        "supervisord_start": True,
+        "orphans": "stop",
+        "root": str(tmp_path),
+        "ports": [port, squat_port],
+        "pid_files": [str(tmp_path / "supervisord.pid")],
+        "orphan_grace": 5,
+        "verify_all": True,
+    }
+    squatter = subprocess.Popen([str(VENV_BIN / "python"), "-c", LISTEN, str(squat_port)])
+    sleep = "import time; time.sleep(100000)"
+    bystander = subprocess.Popen([str(VENV_BIN / "python"), "-c", sleep, f"{tmp_path}-other/etc"])
+    try:
+        first, failed = module_runner("notification_services", {**args, "orphans": "ignore"})
+        assert not failed and first["programs"] == {"alpha": "RUNNING", "beta": "RUNNING"}, first
+        old = {name: first["services"][name]["pid"] for name in ("alpha", "beta")}
+        alive, failed = module_runner("notification_services", args, check_mode=True)
+        assert not failed and [o["pid"] for o in alive["orphans"]] == [squatter.pid], "what supervisord runs is owned"
+        assert alive["orphans"][0]["why"] == [f"listens on port {squat_port}"]
+
+        supervisord = int((tmp_path / "supervisord.pid").read_text())
+        os.kill(supervisord, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not _gone(supervisord) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_gone(pid) for pid in old.values()), "the programs outlive their supervisord"
+
+        seen, failed = module_runner("notification_services", args, check_mode=True)
+        assert not failed and seen["changed"], seen
+        assert sorted(o["pid"] for o in seen["orphans"]) == sorted([*old.values(), squatter.pid]), seen["orphans"]
+        assert {o["outcome"] for o in seen["orphans"]} == {"would stop"}
+        assert str(old["alpha"]) in seen["diff"]["before"] and seen["diff"]["after"] == ""
+        assert not any(_gone(pid) for pid in old.values()) and squatter.poll() is None, "check mode stops nothing"
+
+        done, failed = module_runner("notification_services", args)
+        assert not failed, done.get("msg")
+        assert {o["pid"]: o["outcome"] for o in done["orphans"]} == {
+            pid: "terminated" for pid in [*old.values(), squatter.pid]
+        }
+        assert "started supervisord" in done["manager_actions"]
+        assert done["programs"] == {"alpha": "RUNNING", "beta": "RUNNING"}
+        assert all(_gone(pid) for pid in old.values()) and squatter.wait(timeout=5) is not None
+        assert bystander.poll() is None, "a process naming another root is not the host's"
+        new = {name: done["services"][name]["pid"] for name in ("alpha", "beta")}
+        assert not set(new.values()) & set(old.values())
+
+        again, failed = module_runner("notification_services", args)
+        assert not failed and not again["changed"] and again["orphans"] == [], again
+    finally:
+        subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "shutdown"], capture_output=True, check=False)
+        for process in (squatter, bystander):
+            process.kill()
+            process.wait()
