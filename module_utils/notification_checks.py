@@ -386,6 +386,7 @@ def check_tcp(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], con
 # Process states in which the manager gave up on a program (or keeps failing to start it): a restart alone does
 # not help, the program's definition, directories or files need repair first (failure type crash_loop).
 GAVE_UP_STATES = frozenset({"FATAL", "BACKOFF", "failed"})
+STARTING_WAIT_S = 1.5
 
 
 def check_process(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], context: Context) -> None:
@@ -400,6 +401,12 @@ def check_process(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any],
     deadline.step = f"reading the state of {service} from {manager}"
     try:
         state = backend.status(service)
+        # A program caught between two attempts of a crash loop is STARTING: wait (within the check's deadline,
+        # at most STARTING_WAIT_S) to see whether it settles RUNNING or falls back (BACKOFF, FATAL).
+        settle = time.monotonic() + STARTING_WAIT_S
+        while state.state == "STARTING" and time.monotonic() < settle and deadline.remaining() > 0.4:
+            time.sleep(0.1)
+            state = backend.status(service)
     except ServiceControlError as exc:
         if _manager_down(backend, exc):
             evidence["state"] = "MANAGER_DOWN"
