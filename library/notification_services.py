@@ -68,7 +68,7 @@ options:
   orphans:
     description:
       - supervisord only. C(stop) - before anything else, find the host's processes that no running supervisord
-        owns (orphans left by a supervisord that died: they go on holding the host's ports, and nothing
+        owns (orphans left by a supervisord that died, which go on holding the host's ports while nothing
         restarts them) and stop them, SIGTERM then, after O(orphan_grace) seconds, SIGKILL; the module fails
         when one survives. C(ignore) leaves every process alone.
       - A process is the host's when its command line names O(root) (or a path under it), when it listens on

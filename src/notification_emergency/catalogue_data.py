@@ -43,7 +43,9 @@ ESCALATION: dict[str, Any] = {
 # action: either {"playbook": <playbooks/ file>, "extra_vars": {...}} (run by the engine through
 # ansible-runner) or {"notify": <audience>} (sent by the engine's notifier).
 # automatic: the engine may run the step without a human's approval. Steps that touch notification data
-# (the database, the pending queue, the flash store) are never automatic; escalate is a hand-off to a human.
+# (the database, the pending queue, the flash store) are never automatic, with one exception: a "fallback"
+# step (the rollback to flash messages, exactly-once and verified) is automatic under the engine's policy
+# switch auto_fallback, so that users keep getting notifications. escalate is a hand-off to a human.
 # last: the step closes any merged plan (one hand-off at the end, whatever the type order).
 
 STEPS: dict[str, dict[str, Any]] = {
@@ -76,24 +78,20 @@ STEPS: dict[str, dict[str, Any]] = {
         "touches_data": False,
     },
     "enable_flash_fallback": {
-        "label": "enable flash fallback",
+        "label": "fall back to flash messages",
         "description": (
-            "Let the web deliver new notifications as flash messages while real-time delivery is down "
-            "(WebSocket stays configured; nothing pending is moved)."
+            "Roll the host back to legacy flash-message mode so that users keep getting notifications: the "
+            "rollback playbook (backed up first, pending WebSocket notifications carried into the flash store "
+            "each once, verified, put back when its verification fails). Automatic under the engine's "
+            "auto_fallback policy (on by default; notification_auto_fallback: false on a host turns it off), "
+            "when the steps before it did not restore WebSocket delivery or its budget (60 s from detection) "
+            "ran out. The engine then rolls the host forward to WebSocket on its own once the WebSocket "
+            "process has been healthy for a sustained period."
         ),
-        "action": {"playbook": "enable_flash_fallback.yml", "extra_vars": {}},
+        "action": {"playbook": "rollback_to_legacy.yml", "extra_vars": {"rollback_keep_websocket": True}},
         "automatic": True,
-        "touches_data": False,
-    },
-    "rollback_to_legacy": {
-        "label": "roll back to legacy",
-        "description": (
-            "Switch the service to legacy mode: carry pending WebSocket notifications into the flash store "
-            "(each delivered once), then stop and disable the WebSocket service."
-        ),
-        "action": {"playbook": "rollback_to_legacy.yml", "extra_vars": {}},
-        "automatic": False,
         "touches_data": True,
+        "fallback": True,
     },
     "drain_backlog_to_flash": {
         "label": "drain backlog to flash",
@@ -121,23 +119,25 @@ STEPS: dict[str, dict[str, Any]] = {
         "automatic": True,
         "touches_data": False,
     },
-    "restore_release": {
-        "label": "restore last good release",
+    "restore_last_backup": {
+        "label": "restore the last backup's files",
         "description": (
-            "Redeploy the last good release of the application; a human confirms, because older code may "
-            "not match the current database schema."
+            "Put back the files of the host's last backup (config.yml, both template sets, the service "
+            "definitions) with restore.yml: backed up first, a corrupt backup refused, verified. A human "
+            "confirms, because the backup may be older than the change that the release needed."
         ),
-        "action": {"playbook": "restore_backup.yml", "extra_vars": {"items": ["release"]}},
+        "action": {"playbook": "restore.yml", "extra_vars": {"restore_backup": "latest"}},
         "automatic": False,
         "touches_data": False,
     },
-    "repair_database": {
-        "label": "repair database",
+    "restore_database": {
+        "label": "restore the database from the last backup",
         "description": (
-            "Check the notifications database (connectivity, integrity) and repair or restore it from a "
-            "backup; a human decides, the engine never changes data on its own."
+            "Restore the notifications database (SQLite) and the host's files from its last backup with "
+            "restore.yml (services stopped, backed up first, verified); notifications written since that "
+            "backup are lost, so a human decides: the engine never changes data on its own."
         ),
-        "action": {"playbook": "repair_database.yml", "extra_vars": {}},
+        "action": {"playbook": "restore.yml", "extra_vars": {"restore_backup": "latest", "restore_database": True}},
         "automatic": False,
         "touches_data": True,
     },
@@ -152,6 +152,28 @@ STEPS: dict[str, dict[str, Any]] = {
         "label": "prune backups",
         "description": "Delete backups beyond the backup retention, never the last good one.",
         "action": {"playbook": "prune.yml", "extra_vars": {"prune_items": ["backups"]}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "repair_programs": {
+        "label": "repair programs",
+        "description": (
+            "Re-apply the deploy (program definitions, directories, files; the host's mode kept), apply the "
+            "definitions to supervisord and start the programs it gave up on (it never retries FATAL by itself); "
+            "then every program of the host must be managed and running, or the step fails."
+        ),
+        "action": {"playbook": "repair_programs.yml", "extra_vars": {}},
+        "automatic": True,
+        "touches_data": False,
+    },
+    "restore_process_manager": {
+        "label": "restore process manager",
+        "description": (
+            "Bring back a dead supervisord without orphans: stop the host's processes that no manager owns "
+            "(found by pid files, the host's ports and its root in their command line; SIGTERM, a bounded wait, "
+            "SIGKILL), start supervisord, and wait until every program of the host runs under it."
+        ),
+        "action": {"playbook": "restore_process_manager.yml", "extra_vars": {}},
         "automatic": True,
         "touches_data": False,
     },
@@ -205,7 +227,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             },
         ],
         "explains": [{"type": "websocket_service_down"}],
-        "plan": ["restart_web", "restore_config", "restore_release", "escalate"],
+        "plan": ["restart_web", "restore_config", "restore_last_backup", "escalate"],
     },
     "database_unavailable": {
         "title": "Database unavailable",
@@ -238,7 +260,74 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             },
         ],
         "explains": [{"type": "web_service_down", "when_reasons": _PAGE_ERRORS}],
-        "plan": ["repair_database", "escalate"],
+        "plan": ["restore_database", "escalate"],
+    },
+    "process_manager_down": {
+        "title": "Process manager down",
+        "description": (
+            "supervisord (or systemd) itself does not answer: the host's programs are not managed. Those still "
+            "running are orphans (nothing restarts them, they keep the host's ports); a new supervisord cannot "
+            "start its programs beside them."
+        ),
+        "component": None,
+        "base_level": 2,
+        "signals": [
+            {
+                "id": "process_manager_unreachable",
+                "description": "a process check finds the service manager itself down (reason manager_down)",
+                "check": {"kind": ["process"], "status": ["failed"], "reason": ["manager_down"]},
+            },
+            {
+                "id": "process_manager_down_logged",
+                "description": "a message reports supervisord's socket gone or refusing",
+                "messages": [
+                    r"\bunix://\S+supervisor\S*\.sock\b.{0,20}\b(no such file|refused connection)\b",
+                    r"\bsupervisord is not running\b",
+                    r"\bFailed to connect to bus\b",
+                ],
+            },
+        ],
+        # Everything a dead manager takes down with it: its programs are gone, or cannot be (re)started.
+        "explains": [
+            {"type": "crash_loop"},
+            {"type": "web_service_down", "when_reasons": ["manager_down", "refused", "not_running"]},
+            {"type": "websocket_service_down", "when_reasons": ["manager_down", "refused", "not_running"]},
+            {"type": "redis_unavailable", "when_reasons": ["manager_down", "refused", "not_running"]},
+        ],
+        "plan": ["restore_process_manager", "escalate"],
+    },
+    "crash_loop": {
+        "title": "Crash loop",
+        "description": (
+            "The process manager gave up on a program or cannot start it (supervisord FATAL or BACKOFF: "
+            "\"Exited too quickly\", a spawn error such as ENOENT for a missing log directory; a systemd unit "
+            "in failed; a program it has no definition of): a restart alone does not help, the deployed "
+            "definition, directories and files are re-applied first."
+        ),
+        "component": None,
+        "base_level": 2,
+        "signals": [
+            {
+                "id": "program_gave_up",
+                "description": "a process check finds a program its manager gave up on or has no definition of",
+                "check": {"kind": ["process"], "status": ["failed"], "reason": ["crash_loop", "not_defined"]},
+            },
+            {
+                "id": "crash_loop_logged",
+                "description": "a message reports supervisord giving up on a program or failing to spawn it",
+                "messages": [
+                    r"\bgave up: \S+ entered FATAL state\b",
+                    r"\bspawn ?err(or)?\b",
+                    r"\bcan't find command\b",
+                ],
+            },
+        ],
+        # The program it gave up on is down: its refused ports and failed checks are this, not a restartable outage.
+        "explains": [
+            {"type": "websocket_service_down"},
+            {"type": "web_service_down", "when_reasons": ["crash_loop", "not_defined", "refused", "not_running"]},
+        ],
+        "plan": ["repair_programs", "escalate"],
     },
     "configuration_error": {
         "title": "Configuration error",
@@ -335,7 +424,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             },
         ],
         "explains": [{"type": "delivery_backlog"}],
-        "plan": ["restart_websocket", "enable_flash_fallback", "rollback_to_legacy", "escalate"],
+        "plan": ["restart_websocket", "enable_flash_fallback", "escalate"],
     },
     "template_error": {
         "title": "Template error",

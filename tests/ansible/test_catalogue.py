@@ -93,6 +93,18 @@ def types_of(result: dict[str, Any], key: str = "failures") -> list[str]:
 
 # One health result per catalogue entry: (type, changed checks, messages, level, plan ids).
 CASES: dict[str, tuple[list[dict[str, Any]], list[str], int, list[str]]] = {
+    "process_manager_down": (
+        [check("worker_process", "failed", "manager_down", component="host", kind="process")],
+        [],
+        2,
+        ["restore_process_manager", "escalate"],
+    ),
+    "crash_loop": (
+        [check("worker_process", "failed", "crash_loop", component="host", kind="process")],
+        [],
+        2,
+        ["repair_programs", "escalate"],
+    ),
     "web_service_down": (
         [
             check("web", "failed", "refused", error="connection refused"),
@@ -101,13 +113,13 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str], int, list[str]]] = {
         ],
         [],
         1,
-        ["restart_web", "restore_config", "restore_release", "escalate"],
+        ["restart_web", "restore_config", "restore_last_backup", "escalate"],
     ),
     "database_unavailable": (
         [check("database", "failed", "refused", error="connection refused")],
         [],
         1,
-        ["repair_database", "escalate"],
+        ["restore_database", "escalate"],
     ),
     "configuration_error": (
         [check("config", "failed", "missing", evidence={"path": "/srv/etc/config.yml", "exists": False})],
@@ -125,7 +137,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str], int, list[str]]] = {
         [check("websocket", "failed", "refused", error="connection refused")],
         [],
         2,
-        ["restart_websocket", "enable_flash_fallback", "rollback_to_legacy", "escalate"],
+        ["restart_websocket", "enable_flash_fallback", "escalate"],
     ),
     "template_error": (
         [check("templates", "failed", "missing")],
@@ -188,7 +200,7 @@ def test_the_websocket_summary_reads_like_the_design() -> None:
     assert result["summary"] == (
         "sandbox-01: websocket_service_down, level 2 (high, respond within 15 minutes): "
         "websocket check failed (connection refused) while web is healthy; "
-        "plan: restart websocket \u2192 enable flash fallback \u2192 roll back to legacy \u2192 escalate"
+        "plan: restart websocket \u2192 fall back to flash messages \u2192 escalate"
     )
 
 
@@ -363,14 +375,13 @@ def test_merged_plan_first_occurrence_wins() -> None:
     assert [step["id"] for step in plan] == [
         "restart_websocket",
         "enable_flash_fallback",
-        "rollback_to_legacy",
         "drain_backlog_to_flash",
         "escalate",
     ]
     assert plan[0]["for_types"] == ["websocket_service_down", "delivery_backlog"]
     kept = merge_plans(["delivery_backlog", "websocket_service_down"], keep_order=True)
     assert [step["id"] for step in kept][:2] == ["restart_websocket", "drain_backlog_to_flash"]
-    assert set(plan[0]) == {"id", "label", "action", "description", "automatic", "touches_data", "for_types"}
+    assert set(plan[0]) == {"id", "label", "action", "description", "automatic", "touches_data", "fallback", "for_types"}
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -417,7 +428,7 @@ def test_database_explains_web_5xx_but_not_a_dead_web_process() -> None:
     assert types_of(explained, "suppressed") == ["web_service_down"]
     both = classify(health_result(database, check("web", "failed", "refused")))
     assert types_of(both) == ["web_service_down", "database_unavailable"]
-    assert plan_ids(both) == ["restart_web", "restore_config", "restore_release", "repair_database", "escalate"]
+    assert plan_ids(both) == ["restart_web", "restore_config", "restore_last_backup", "restore_database", "escalate"]
 
 
 def test_the_root_cause_takes_the_level_of_what_it_explains() -> None:
@@ -467,7 +478,7 @@ def test_unclaimed_checks_give_unknown_next_to_known_types() -> None:
     )
     assert types_of(result) == ["websocket_service_down", "unknown"]
     assert result["failures"][1]["evidence"] == {"checks": ["host"], "messages": [], "signals": ["unclaimed_check"]}
-    assert plan_ids(result) == ["restart_websocket", "enable_flash_fallback", "rollback_to_legacy", "escalate"]
+    assert plan_ids(result) == ["restart_websocket", "enable_flash_fallback", "escalate"]
     assert result["plan"][-1]["for_types"] == ["websocket_service_down", "unknown"]
 
 
@@ -572,16 +583,32 @@ def test_step_invariants() -> None:
     referenced = {step for entry in CATALOGUE.values() for step in entry["plan"]}
     assert referenced == set(STEPS), "every step is used and every used step is defined"
     for step_id, step in STEPS.items():
-        assert not (step["touches_data"] and step["automatic"]), step_id
+        assert not (step["touches_data"] and step["automatic"]) or step.get("fallback"), step_id
         assert ("playbook" in step["action"]) != ("notify" in step["action"]), step_id
     assert STEPS["escalate"]["automatic"] is False
-    assert STEPS["repair_database"] == {**STEPS["repair_database"], "automatic": False, "touches_data": True}
+    assert STEPS["restore_database"] == {**STEPS["restore_database"], "automatic": False, "touches_data": True}
+    assert [step_id for step_id, step in STEPS.items() if step.get("fallback")] == ["enable_flash_fallback"]
     for entry in CATALOGUE.values():
         assert entry["plan"][-1] == "escalate"
 
 
+def test_every_step_of_every_plan_is_real() -> None:
+    """A plan names only steps that exist, and every step's playbook is a playbook of this repository that
+    accepts the step's extra vars (its argument spec): no plan promises what this version cannot do."""
+    from notification_emergency.inputs import validate_inputs
+
+    for name, entry in CATALOGUE.items():
+        for step_id in entry["plan"]:
+            action = STEPS[step_id]["action"]
+            if "notify" in action:
+                continue
+            playbook = ROOT / "playbooks" / action["playbook"]
+            assert playbook.is_file(), f"{name}: step {step_id} names {action['playbook']}, which does not exist"
+            validate_inputs(action["playbook"], dict(action.get("extra_vars") or {}))
+
+
 def test_an_inconsistent_catalogue_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(STEPS, "bad", {**STEPS["repair_database"], "automatic": True})
+    monkeypatch.setitem(STEPS, "bad", {**STEPS["restore_database"], "automatic": True})
     with pytest.raises(CatalogueError, match="step bad touches data and must not be automatic"):
         catalogue._validate_catalogue()
     monkeypatch.delitem(STEPS, "bad")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import requests
 import yaml
 
+from notification_emergency.drills import process_faults
 from notification_emergency.drills.sandbox import SandboxHost, Undo
 from notification_emergency.errors import BadInput
 
@@ -220,6 +221,31 @@ FAULTS: dict[str, Fault] = {
             "disk_pressure",
             True,
             _fill_log_volume,
+            deep=True,
+        ),
+        Fault(
+            "websocket_crash_loop",
+            "The WebSocket program's definition gets a bad command: supervisord gives up on it (FATAL "
+            "\"Exited too quickly\"); a restart cannot help, the deployed definition must come back.",
+            "crash_loop",
+            True,
+            process_faults.websocket_crash_loop,
+        ),
+        Fault(
+            "log_dir_removed",
+            "The host's log directory is removed and the WebSocket program restarted: supervisord cannot open "
+            "its log (spawn error, ENOENT) and gives up on it.",
+            "crash_loop",
+            True,
+            process_faults.log_dir_removed,
+        ),
+        Fault(
+            "supervisord_killed",
+            "The host's supervisord is killed (SIGKILL): its programs go on as orphans holding the host's ports, "
+            "and nothing manages them.",
+            "process_manager_down",
+            True,
+            process_faults.supervisord_killed,
             deep=True,
         ),
     )
