@@ -1,0 +1,67 @@
+"""A killed supervisord on the shared sandbox host, recovered by auto-recover itself (not by the drill's undo):
+afterwards no process of the host runs outside the new supervisord (read from /proc: the host's root in a
+command line, a listener on one of its ports), the old orphans are gone, and every program is RUNNING."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.notification_orphans import port_holders, processes
+
+from notification_emergency.api import EmergencyToolkit
+from notification_emergency.drills import DRILL_POLICY, FAULTS, SandboxHost
+from notification_emergency.drills.process_faults import alive, descendants, supervisord_pid
+from notification_emergency.probes import probe
+from tests.ansible.conftest import SandboxHost as SharedHost
+from tests.ansible.sandbox import processes_under
+
+
+@pytest.fixture
+def toolkit(tmp_path: Path, sandbox_host: SharedHost) -> Iterator[EmergencyToolkit]:
+    home = tmp_path / "state"
+    yield EmergencyToolkit(inventory=sandbox_host.box.inventory, store=home / "events.db", home=home, actor="pytest")
+
+
+def _statuses(host: SharedHost) -> dict[str, str]:
+    lines = host.supervisorctl("status").splitlines()
+    return {parts[0]: parts[1] for parts in (line.split() for line in lines) if len(parts) >= 2}
+
+
+def test_a_killed_supervisord_is_brought_back_with_every_program_under_it(
+    toolkit: EmergencyToolkit, sandbox_host: SharedHost
+) -> None:
+    name = sandbox_host.name
+    target = toolkit.fleet.target(name)
+    host = SandboxHost(target, toolkit.fleet.hostvars(name))
+    ports = [int(sandbox_host.vars[key]) for key in sandbox_host.vars if key.endswith("_port")]
+    old_manager = supervisord_pid(host)
+    assert old_manager is not None
+    old_programs = descendants(old_manager)
+    undo = FAULTS["supervisord_killed"].inject(host)
+    try:
+        assert old_programs and all(alive(pid) for pid in old_programs), "the programs outlive supervisord"
+        assert probe(target, timeout=2.0).ok, "the orphans still serve: only a deep check sees this"
+        result = toolkit.auto_recover(name, policy=DRILL_POLICY)
+        row = result.hosts[name]
+        assert (row["primary"], row["status"]) == ("process_manager_down", "recovered"), row
+        assert row["actions"][0]["step"] == "restore_process_manager", row["actions"]
+        assert row["actions"][0]["outcome"] == "recovered", row["actions"]
+
+        manager = supervisord_pid(host)
+        assert manager is not None and manager != old_manager
+        assert not [pid for pid in old_programs if alive(pid)], "every orphan was stopped"
+        managed = {manager, *descendants(manager)}
+        table = processes()
+        of_the_host = {pid for pid, _command in processes_under(sandbox_host.root) if pid in table}
+        of_the_host |= set(port_holders(ports, table))
+        outside = {pid: table[pid].command for pid in of_the_host - managed if table[pid].state != "Z"}
+        assert outside == {}, "no process of the host runs outside its supervisord"
+        assert set(port_holders(ports, table)) <= managed and len(port_holders(ports, table)) >= 3
+        statuses = _statuses(sandbox_host)
+        assert statuses and set(statuses.values()) == {"RUNNING"}, statuses
+        assert probe(target, timeout=2.0).ok
+    finally:
+        undo()
+    assert supervisord_pid(host) is not None and set(_statuses(sandbox_host).values()) == {"RUNNING"}
