@@ -65,3 +65,28 @@ def test_a_killed_supervisord_is_brought_back_with_every_program_under_it(
     finally:
         undo()
     assert supervisord_pid(host) is not None and set(_statuses(sandbox_host).values()) == {"RUNNING"}
+
+
+def test_the_playbooks_change_nothing_on_a_healthy_host_and_check_mode_only_shows_the_orphans(
+    toolkit: EmergencyToolkit, sandbox_host: SharedHost
+) -> None:
+    """Idempotent: on a host whose supervisord runs every program, both playbooks change nothing. With
+    supervisord killed, --check --diff lists the orphans (the diff) and stops none of them."""
+    box, name = sandbox_host.box, sandbox_host.name
+    for playbook in ("restore_process_manager.yml", "repair_programs.yml"):
+        run = box.playbook(playbook, "--limit", name)
+        assert run.rc == 0 and run.changed() == {name: 0}, run.output[-3000:]
+    host = SandboxHost(toolkit.fleet.target(name), toolkit.fleet.hostvars(name))
+    old_manager = supervisord_pid(host)
+    assert old_manager is not None
+    orphans = descendants(old_manager)
+    undo = FAULTS["supervisord_killed"].inject(host)
+    try:
+        checked = box.playbook("restore_process_manager.yml", "--limit", name, "--check", "--diff")
+        assert checked.rc == 0, checked.output[-3000:]
+        assert f"processes of {sandbox_host.root} outside a manager" in checked.output, checked.output[-3000:]
+        assert all(str(pid) in checked.output for pid in orphans if alive(pid))
+        assert all(alive(pid) for pid in orphans) and supervisord_pid(host) is None, "check mode stops nothing"
+    finally:
+        undo()
+    assert not [pid for pid in orphans if alive(pid)] and supervisord_pid(host) is not None, "the undo mends it"
