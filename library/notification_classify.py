@@ -117,7 +117,7 @@ failures:
       detail: websocket check failed (connection refused) while web is healthy
       evidence: {checks: [websocket], messages: [], signals: [websocket_check_failed]}
       explains: []
-      plan: [restart_websocket, enable_flash_fallback, rollback_to_legacy, escalate]
+      plan: [restart_websocket, enable_flash_fallback, escalate]
 suppressed:
   description: Detected types explained by another one (listed in their C(explained_by)); their plans are dropped.
   returned: always
@@ -128,7 +128,8 @@ plan:
   description:
     - The merged, de-duplicated recovery plan, in failure order; the first occurrence of a step wins and
       C(escalate) comes last.
-    - C(automatic) is false for steps that touch notification data and for C(escalate).
+    - C(automatic) is false for steps that touch notification data and for C(escalate), except the
+      C(fallback) step (the verified rollback to flash messages, automatic under the engine's policy).
   returned: always
   type: list
   elements: dict
@@ -139,6 +140,7 @@ plan:
       description: Restart the WebSocket (Flask-SocketIO) process; wait until its namespace accepts connections.
       automatic: true
       touches_data: false
+      fallback: false
       for_types: [websocket_service_down]
 summary:
   description: One line for humans.
@@ -146,8 +148,8 @@ summary:
   type: str
   sample: >-
     sandbox-01: websocket_service_down, level 2 (high, respond within 15 minutes): websocket check failed
-    (connection refused) while web is healthy; plan: restart websocket → enable flash fallback →
-    roll back to legacy → escalate
+    (connection refused) while web is healthy; plan: restart websocket → fall back to flash messages →
+    escalate
 affected_users:
   description: The number of affected users counted (unique ids of a list), or null when not given.
   returned: always

@@ -312,15 +312,23 @@ class Processes:
             (self.switch.websocket_service, websocket, True),
             (self.switch.web_service, True, False),
         ):
-            _changed, services, manager_actions = converge(
-                backend,
-                [name],
-                "started" if wanted else "stopped",
-                wanted if isinstance(backend, SystemdBackend) else None,
-                check_mode=False,
-                wait_timeout=self.switch.service_timeout,
-                update=update and not isinstance(backend, SystemdBackend),
-            )
+            try:
+                _changed, services, manager_actions = converge(
+                    backend,
+                    [name],
+                    "started" if wanted else "stopped",
+                    wanted if isinstance(backend, SystemdBackend) else None,
+                    check_mode=False,
+                    wait_timeout=self.switch.service_timeout,
+                    update=update and not isinstance(backend, SystemdBackend),
+                )
+            except ServiceControlError as exc:
+                # Legacy mode with the WebSocket service kept (the engine's fallback to flash messages): users
+                # do not depend on it, and whatever keeps it from starting is why the host falls back.
+                if not (wanted and name == self.switch.websocket_service and self.switch.mode == "legacy"):
+                    raise
+                actions.append(f"{name}: could not start, not needed in legacy mode ({exc})")
+                continue
             actions.extend(manager_actions)
             actions.extend(f"{name}: {action}" for action in services[name]["actions"])
         return actions

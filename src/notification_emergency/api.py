@@ -19,6 +19,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from notification_emergency.engine import Policy, RecoveryEngine
     from notification_emergency.notifier import Notifier
     from notification_emergency.store import EventStore
-    from notification_emergency.watch import OnFailure, Watcher
+    from notification_emergency.watch import Hold, OnFailure, Watcher
 
 Inputs = Mapping[str, Any]
 
@@ -377,8 +378,14 @@ class EmergencyToolkit:
         started_at: datetime | Mapping[str, datetime] | None = None,
         detected_at: datetime | None = None,
         policy: Policy | None = None,
+        budget_s: float | None = None,
     ) -> ActionResult:
-        """Check, classify, run each unhealthy host's plan step by step (verified), escalate when exhausted."""
+        """Check, classify, run each unhealthy host's plan step by step (verified), escalate when exhausted;
+        ``budget_s``: what the whole run may take (the policy's, 300 s, by default)."""
+        if budget_s is not None:
+            from notification_emergency.engine import Policy
+
+            policy = replace(policy or Policy(), budget_s=budget_s)
         return self.recovery_engine(policy).auto_recover(
             limit, dry_run=dry_run, started_at=started_at, detected_at=detected_at
         )
@@ -404,18 +411,37 @@ class EmergencyToolkit:
             policy=policy,
         )
 
+    def tend_fallbacks(
+        self, limit: str | None = None, *, hold: Hold | None = None, policy: Policy | None = None
+    ) -> dict[str, str]:
+        """One pass of the fallback tender: hosts the engine put on flash messages are rolled forward to
+        WebSocket once it has been healthy long enough (see :mod:`notification_emergency.fallback`)."""
+        return self.recovery_engine(policy).tender.tend(limit, hold=hold)
+
     def deep_check(self, limit: str | None = None) -> ActionResult:
         """The watch's deep check: the health playbook, read-only, no incident (auto-recover opens those)."""
         return self.health_check(limit, record_incidents=False, action="watch:deep-check")
 
-    def watcher(self, limit: str | None = None, *, on_failure: OnFailure | None = None, **options: Any) -> Watcher:
+    def watcher(
+        self,
+        limit: str | None = None,
+        *,
+        on_failure: OnFailure | None = None,
+        policy: Policy | None = None,
+        **options: Any,
+    ) -> Watcher:
         """A continuous watch of the targeted hosts (see :class:`~notification_emergency.watch.Watcher` for
-        ``options``); a confirmed failure starts ``on_failure``, by default auto-recover."""
+        ``options``); a confirmed failure starts ``on_failure``, by default auto-recover (with ``policy``),
+        and hosts the engine put on flash messages are rolled forward by the fallback tender's passes."""
         from notification_emergency.watch import Watcher
 
         def recover(hosts: list[str], started_at: dict[str, datetime], detected_at: datetime) -> ActionResult:
-            return self.auto_recover(",".join(hosts), started_at=started_at, detected_at=detected_at)
+            return self.auto_recover(",".join(hosts), started_at=started_at, detected_at=detected_at, policy=policy)
 
+        def tend(hold: Hold) -> dict[str, str]:
+            return self.tend_fallbacks(limit, hold=hold, policy=policy)
+
+        options.setdefault("tend", tend)
         return Watcher(
             self.fleet.targets(limit),
             on_failure=on_failure or recover,

@@ -128,8 +128,10 @@ def _validate_catalogue() -> dict[str, re.Pattern[str]]:
     """Check the data's invariants; return the compiled regexes keyed by "type/signal/index"."""
     compiled: dict[str, re.Pattern[str]] = {}
     for step_id, step in STEPS.items():
-        if step["touches_data"] and step["automatic"]:
+        if step["touches_data"] and step["automatic"] and not step.get("fallback"):
             raise CatalogueError(f"step {step_id} touches data and must not be automatic")
+        if step.get("fallback") and step["action"].get("playbook") != "rollback_to_legacy.yml":
+            raise CatalogueError(f"step {step_id}: a fallback step is the rollback to legacy (rollback_to_legacy.yml)")
         action = step["action"]
         if ("playbook" in action) == ("notify" in action):
             raise CatalogueError(f"step {step_id}: action needs exactly one of playbook or notify")
@@ -335,6 +337,7 @@ def _step(step_id: str) -> dict[str, Any]:
         "description": step["description"],
         "automatic": step["automatic"],
         "touches_data": step["touches_data"],
+        "fallback": bool(step.get("fallback")),
     }
 
 

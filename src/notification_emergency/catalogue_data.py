@@ -300,7 +300,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         "title": "Crash loop",
         "description": (
             "The process manager gave up on a program or cannot start it (supervisord FATAL or BACKOFF: "
-            "\"Exited too quickly\", a spawn error such as ENOENT for a missing log directory; a systemd unit "
+            '"Exited too quickly", a spawn error such as ENOENT for a missing log directory; a systemd unit '
             "in failed; a program it has no definition of): a restart alone does not help, the deployed "
             "definition, directories and files are re-applied first."
         ),

@@ -20,20 +20,21 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from notification_emergency import catalogue, probes
-from notification_emergency.catalogue import LEVEL_PRIORITY
+from notification_emergency.catalogue import LEVEL_PRIORITY, STEPS
 from notification_emergency.errors import EXIT_OK, EXIT_UNHEALTHY
+from notification_emergency.fallback import ON_FLASH, FallbackTender
 from notification_emergency.inventory import Fleet
 from notification_emergency.notifier import Notifier
 from notification_emergency.paths import project_root
 from notification_emergency.results import ActionResult, HostRow
 from notification_emergency.runner import RunResult
-from notification_emergency.timeutil import UTC, parse_iso, utc_now
+from notification_emergency.timeutil import UTC, parse_iso, seconds_between, utc_now
 
 if TYPE_CHECKING:
     from notification_emergency.store import EventStore
@@ -59,6 +60,18 @@ class Policy:
     restart_health_timeout_s: int = 20
     verify_s: float = 10.0  # how long a step's effect may take to show in the probes
     verify_probes: int = 2  # healthy probes in a row that verify a step
+    budget_s: float = 300.0  # one auto-recover never runs past this: a step that would is stopped, escalated
+    auto_fallback: bool = True  # may the engine put a host on flash messages (the catalogue's fallback step)
+    fallback_budget_s: float = 60.0  # from detection: past it, the fallback step comes next whatever is left
+    rollforward_after_s: float = 60.0  # WebSocket healthy this long on a host on fallback: roll it forward
+    canary_every_s: float = 30.0  # while on fallback, start the WebSocket process alone at most this often
+
+    def for_host(self, hostvars: Mapping[str, Any]) -> Policy:
+        """This policy with the host's own switches from the inventory (notification_auto_fallback)."""
+        switch = hostvars.get("notification_auto_fallback")
+        if switch is None:
+            return self
+        return replace(self, auto_fallback=str(switch).strip().lower() not in ("false", "no", "off", "0"))
 
 
 @dataclass
@@ -141,7 +154,9 @@ def decide(
         if playbook == "restart_services.yml":
             extra["restart_health_timeout"] = policy.restart_health_timeout_s
         reason: str | None = None
-        if step.get("touches_data"):
+        if step.get("fallback") and not policy.auto_fallback:
+            reason = "automatic fallback to flash messages is off for this host (notification_auto_fallback)"
+        elif step.get("touches_data") and not step.get("fallback"):
             reason = "touches data: never automatic, a human runs it"
         elif not step.get("automatic"):
             reason = "needs a human: " + step["description"]
@@ -233,6 +248,18 @@ class RecoveryEngine:
         self.escalate_emergency = escalate
         self.notifier = notifier
         self.policy = policy or Policy()
+        self.tender = FallbackTender(
+            store,
+            fleet,
+            run_recorded=run_recorded,
+            notifier=notifier,
+            rollforward_after_s=self.policy.rollforward_after_s,
+            canary_every_s=self.policy.canary_every_s,
+        )
+
+    def policy_for(self, host: str) -> Policy:
+        """The engine's policy with the host's own switches from the inventory."""
+        return self.policy.for_host(self.fleet.hostvars(host))
 
     # -- the decision ----------------------------------------------------------------------------------
 
@@ -249,7 +276,7 @@ class RecoveryEngine:
     def decide(self, host: str, row: HostRow, now: datetime | None = None) -> HostDecision:
         """What the engine would do for one host's health row, from the store's history; no side effect."""
         now = now or utc_now()
-        return decide(host, row, self.history(host, now), self.policy, now)
+        return decide(host, row, self.history(host, now), self.policy_for(host), now)
 
     # -- explain and act -------------------------------------------------------------------------------
 
@@ -273,12 +300,14 @@ class RecoveryEngine:
         """Check, classify, and for each unhealthy host run its plan until health is back; escalate else."""
         if dry_run:
             return self.explain(limit)
+        deadline = time.monotonic() + self.policy.budget_s
         health = self.check_health(limit, action="auto-recover", started_at=started_at, detected_at=detected_at)
         if not health.hosts and not health.ok:  # the check itself failed: nothing is known, nothing is fine
             health.action = "auto-recover"
             health.message = f"auto-recover could not check the hosts: {health.message}"
             return health
         check_s = round(health.run.duration_s, 3) if health.run else None
+        detected = detected_at or utc_now()
         outcomes: dict[str, dict[str, Any]] = {}
         cases: dict[str, _Case] = {}
         for host, row in health.hosts.items():
@@ -287,11 +316,17 @@ class RecoveryEngine:
             else:
                 decision = self.decide(host, cast(HostRow, row))
                 cases[host] = _Case(
-                    decision, decision.to_json(), timings={"check_s": check_s, "act_s": 0.0, "verify_s": 0.0}
+                    decision,
+                    decision.to_json(),
+                    timings={"check_s": check_s, "act_s": 0.0, "verify_s": 0.0},
+                    detected=detected,
+                    deadline=deadline,
                 )
         self._run_plans(cases)
         for host, case in cases.items():
             outcomes[host] = self._conclude(case)
+        # Hosts the engine put on flash messages earlier: roll them forward once WebSocket is healthy again.
+        health.data["fallback"] = self.tender.tend(limit)
         recovered = all(o["status"] in ("healthy", "recovered") for o in outcomes.values())
         health.action = "auto-recover"
         health.hosts = {host: {**health.hosts[host], **o} for host, o in sorted(outcomes.items())}
@@ -300,23 +335,42 @@ class RecoveryEngine:
         health.message = "; ".join(f"{host}: {o.get('line', 'healthy')}" for host, o in sorted(outcomes.items()))
         return health
 
+    def _skip(self, case: _Case, step: StepDecision, reason: str | None) -> None:
+        if case.decision.incident is not None and not case.decision.throttled:
+            self.store.add_incident_action(
+                case.decision.incident,
+                action=step.step,
+                outcome=f"skipped: {reason}",
+                finished_at=utc_now(),
+                details={"automatic": False},
+            )
+        case.actions.append({"step": step.step, "outcome": "skipped", "reason": reason})
+
     def _next_step(self, case: _Case) -> StepDecision | None:
-        """The host's next step that runs; the skipped ones on the way are recorded with their reason."""
-        decision = case.decision
-        while case.position < len(decision.steps):
-            step = decision.steps[case.position]
+        """The host's next step that runs; the skipped ones on the way are recorded with their reason. Past
+        the fallback budget the fallback step comes next; past the run's budget nothing more runs."""
+        steps = case.decision.steps
+        if time.monotonic() >= case.deadline:
+            case.out_of_time = True
+            for step in steps[case.position :]:
+                self._skip(case, step, f"the auto-recover budget ({self.policy.budget_s:.0f} s) ran out")
+            case.position = len(steps)
+            return None
+        budget = self.policy_for(case.decision.host).fallback_budget_s
+        fallback = next(
+            (i for i in range(case.position, len(steps)) if steps[i].run and STEPS[steps[i].step].get("fallback")),
+            None,
+        )
+        if fallback is not None and (seconds_between(case.detected, utc_now()) or 0.0) >= budget:
+            for step in steps[case.position : fallback]:
+                self._skip(case, step, f"the fallback budget ({budget:.0f} s from detection) ran out: flash first")
+            case.position = fallback
+        while case.position < len(steps):
+            step = steps[case.position]
             case.position += 1
             if step.run:
                 return step
-            if decision.incident is not None and not decision.throttled:
-                self.store.add_incident_action(
-                    decision.incident,
-                    action=step.step,
-                    outcome=f"skipped: {step.reason}",
-                    finished_at=utc_now(),
-                    details={"automatic": False},
-                )
-            case.actions.append({"step": step.step, "outcome": "skipped", "reason": step.reason})
+            self._skip(case, step, step.reason)
         return None
 
     def _run_plans(self, cases: dict[str, _Case]) -> None:
@@ -334,7 +388,7 @@ class RecoveryEngine:
                 groups.setdefault((step.step, json.dumps(step.extra_vars, sort_keys=True)), []).append((host, step))
             for members in groups.values():
                 self._run_step(members, cases)
-            for host in [h for h in active if cases[h].recovered_by is not None]:
+            for host in [h for h in active if cases[h].recovered_by is not None or cases[h].out_of_time]:
                 del active[host]
 
     def _run_step(self, members: list[tuple[str, StepDecision]], cases: dict[str, _Case]) -> None:
@@ -355,12 +409,16 @@ class RecoveryEngine:
         extra = dict(step.extra_vars)
         if step.playbook == "restart_services.yml" and len(hosts) > 1:
             extra["restart_serial"] = "100%"  # the hosts are down already: restart them together, each gated
+        # The step may take what is left of the run's budget (whole seconds, at least one); ansible-runner
+        # stops a playbook that goes past it, and the host is escalated with what happened.
+        timeout = max(1, int(min(cases[host].deadline for host in hosts) - time.monotonic()))
         run, _report = self.run_recorded(
             f"auto-recover:{step.step}",
             step.playbook,
             extra,
             limit=",".join(hosts),
             incident_id=cases[hosts[0]].decision.incident,
+            timeout=timeout,
         )
         verify_started = time.monotonic()
         with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
@@ -382,6 +440,13 @@ class RecoveryEngine:
             healthy = verdicts[host]
             failed_here = host in run.failed_hosts
             outcome = "recovered" if healthy else ("failed (" + run.status + ")" if failed_here else "no effect")
+            if run.status == "timeout":
+                outcome = f"timed out: stopped after {timeout} s, the rest of the auto-recover budget"
+                healthy = False
+                case.out_of_time = True
+            fell_back = healthy and bool(STEPS[step.step].get("fallback"))
+            if fell_back:
+                outcome = ON_FLASH
             case.timings["act_s"] = round((case.timings["act_s"] or 0.0) + run.duration_s, 3)
             case.timings["verify_s"] = round((case.timings["verify_s"] or 0.0) + verify_s, 3)
             if host in action_ids:
@@ -391,7 +456,9 @@ class RecoveryEngine:
                     details={"automatic": True, "run_id": run.run_id, "playbook": step.playbook, "hosts": hosts},
                 )
             case.actions.append({"step": step.step, "outcome": outcome, "run_id": run.run_id})
-            if healthy:
+            if fell_back:
+                case.recovered_by = step  # users are served again; the incident stays open until roll-forward
+            elif healthy:
                 case.recovered_by = step
                 if case.decision.incident is not None:
                     now = utc_now()
@@ -405,11 +472,14 @@ class RecoveryEngine:
     def _conclude(self, case: _Case) -> dict[str, Any]:
         decision = case.decision
         common = {"decision": case.explained, "actions": case.actions, "timings": case.timings}
+        if case.recovered_by is not None and STEPS[case.recovered_by.step].get("fallback"):
+            return {"status": "fallback", **common, **self._announce_fallback(case)}
         if case.recovered_by is not None:
             return {"status": "recovered", **common, "line": f"recovered by {case.recovered_by.label}"}
         if decision.throttled and not decision.breaker:
             return {"status": "throttled", **common, "line": decision.throttled}
-        escalation = self._escalate(decision)
+        why = f"the auto-recover budget ({self.policy.budget_s:.0f} s) ran out" if case.out_of_time else None
+        escalation = self._escalate(decision, why)
         return {"status": "escalated", **common, "escalation": escalation, "line": escalation["line"]}
 
     def _verify(self, host: str) -> bool:
@@ -421,9 +491,35 @@ class RecoveryEngine:
             return bool(result.hosts.get(host, {}).get("status") == "healthy")
         return probes.wait_healthy(found[0], self.policy.verify_s, probes=self.policy.verify_probes).ok
 
-    def _escalate(self, decision: HostDecision) -> dict[str, Any]:
+    def _announce_fallback(self, case: _Case) -> dict[str, Any]:
+        """Tell the on-call that a host is on flash messages (users served, real-time delivery down)."""
+        decision = case.decision
+        level = int(decision.level or 4)
+        tried = ", ".join(f"{a['step']} ({a['outcome']})" for a in case.actions)
+        after = self.policy.rollforward_after_s
+        message = (
+            f"{decision.summary}. WebSocket delivery could not be restored, so {decision.host} is on flash "
+            f"messages: users keep getting their notifications on their next page. Tried: {tried}. The engine "
+            f"rolls it forward to WebSocket once the WebSocket process has been healthy for {after:.0f} s."
+        )
+        delivery = self.notifier.send(
+            f"[{LEVEL_PRIORITY[level].upper()}] {decision.primary} on {decision.host}: on flash messages",
+            message,
+            LEVEL_PRIORITY[level],
+            incident_id=decision.incident,
+            failed_components=decision.failures,
+            limit=decision.host,
+        )
+        if decision.incident is not None:
+            self.store.update_incident(decision.incident, notified_at=utc_now() if delivery.delivered else None)
+        return {
+            "notification": delivery.notification_id,
+            "line": f"on flash messages (fallback); back on WebSocket once it is healthy for {after:.0f} s",
+        }
+
+    def _escalate(self, decision: HostDecision, why: str | None = None) -> dict[str, Any]:
         assert decision.escalation is not None
-        plan = decision.escalation
+        plan = {**decision.escalation, "reason": why} if why else decision.escalation
         incident = self.store.incident(decision.incident) if decision.incident is not None else None
         if incident is not None and incident.get("escalated_at"):
             return {**plan, "line": f"already escalated at {incident['escalated_at']}: {plan['reason']}"}
@@ -479,9 +575,12 @@ class _Case:
     decision: HostDecision
     explained: dict[str, Any]
     timings: dict[str, float | None]
+    detected: datetime  # when the failure was detected: the fallback budget counts from here
+    deadline: float  # monotonic end of the run's budget
     actions: list[dict[str, Any]] = field(default_factory=list)
     position: int = 0
     recovered_by: StepDecision | None = None
+    out_of_time: bool = False
 
 
 def _explain_line(decision: HostDecision) -> str:

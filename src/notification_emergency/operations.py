@@ -73,6 +73,7 @@ class Operations:
         check: bool = False,
         diff: bool = False,
         incident_id: int | None = None,
+        timeout: int | None = None,
     ) -> tuple[RunResult, dict[str, Any] | None]:
         given = {name: value for name, value in inputs.items() if value is not None}
         validated = validate_inputs(playbook, given)
@@ -111,7 +112,7 @@ class Operations:
             extra_vars=extra_vars,
             check=check,
             diff=diff,
-            timeout=self.timeout,
+            timeout=min(t for t in (timeout, self.timeout) if t) if (timeout or self.timeout) else None,
             artifacts_root=self.home / "artifacts",
             run_id=run_id,
             on_event=self.on_event,

@@ -8,6 +8,10 @@ A host is *confirmed failed* after ``fail_threshold`` failed probes in a row and
 ``ok_threshold`` good ones, so one slow answer does not start a recovery. The first failed probe is the
 failure's start, the confirmation its detection: both go to the incident, so detection time is measured.
 
+Hosts the engine put on flash messages (its fallback) are rolled forward by ``tend`` (the fallback tender's
+pass, every ``tend_every`` seconds, in the background); while it acts on a host, that host's probes start no
+recovery (a roll-forward restarts its services on purpose).
+
 Some failures no probe can see: the pending queue backing up, the disk filling. A *deep check* (the health
 playbook, every ``deep_every`` seconds, in the background) reads them; until a later deep check finds the
 host healthy again, every probe of that host counts as failed with the deep check's findings, so the same
@@ -18,8 +22,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +39,9 @@ from notification_emergency.timeutil import utc_now
 
 # What the watch calls for each confirmed failure: (hosts, first failed probe of each, detection time).
 OnFailure = Callable[[list[str], dict[str, datetime], datetime], Any]
+# What a tend pass is given: hold(hosts) marks the hosts busy (no recovery starts for them) while it acts.
+Hold = Callable[[list[str]], AbstractContextManager[None]]
+Tend = Callable[[Hold], Any]
 
 
 @dataclass
@@ -56,6 +64,7 @@ class Watcher:
     The toolkit builds one with :meth:`~notification_emergency.api.EmergencyToolkit.watcher`."""
 
     DEEP_EVERY = 30.0
+    TEND_EVERY = 10.0
 
     def __init__(
         self,
@@ -71,6 +80,8 @@ class Watcher:
         on_change: Callable[[str, str, Probe], None] | None = None,
         deep_every: float = DEEP_EVERY,
         deep_at_start: bool = True,
+        tend: Tend | None = None,
+        tend_every: float = TEND_EVERY,
     ) -> None:
         if interval <= 0 or fail_threshold < 1 or ok_threshold < 1 or timeout <= 0:
             raise BadInput("--interval and --timeout must be positive, the thresholds at least 1")
@@ -79,6 +90,9 @@ class Watcher:
         if deep_every and deep_check is None:
             raise ValueError("a watch with deep checks needs deep_check")
         self._deep_check = deep_check
+        self._tend = tend
+        self.tend_every = tend_every
+        self.tended: list[Any] = []  # what each tend pass did
         self.deep_every = deep_every
         self.deep_at_start = deep_at_start  # else the first deep check comes one period after the start
         self.deep: dict[str, list[str]] = {}  # host -> findings of the latest deep check that found it unhealthy
@@ -153,6 +167,34 @@ class Watcher:
                 with self._lock:
                     self.errors.append(f"deep check: {type(exc).__name__}: {exc}")
 
+    @contextmanager
+    def hold(self, hosts: list[str]) -> Iterator[None]:
+        """While the block runs, no recovery starts for ``hosts`` (their failed probes are expected)."""
+        with self._lock:
+            for host in hosts:
+                if host in self.states:
+                    self.states[host].recovering = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                for host in hosts:
+                    if host in self.states:
+                        self.states[host].recovering = False
+                        self.states[host].failures = 0
+                        self._settled[host] = time.monotonic()
+
+    def _tend_loop(self) -> None:
+        assert self._tend is not None
+        while not self.stop_event.wait(self.tend_every):
+            try:
+                done = self._tend(self.hold)
+                with self._lock:
+                    self.tended.append(done)
+            except Exception as exc:  # a failed pass is reported, and the watch goes on
+                with self._lock:
+                    self.errors.append(f"fallback: {type(exc).__name__}: {exc}")
+
     def _with_deep(self, result: Probe) -> Probe:
         with self._lock:
             findings = self.deep.get(result.host)
@@ -208,6 +250,9 @@ class Watcher:
         deep = threading.Thread(target=self._deep_loop, name="deep-check", daemon=True) if self.deep_every else None
         if deep:
             deep.start()
+        tender = threading.Thread(target=self._tend_loop, name="fallback", daemon=True) if self._tend else None
+        if tender:
+            tender.start()
         with ThreadPoolExecutor(max_workers=min(32, max(1, len(self.targets)))) as pool:
             while not self.stop_event.is_set():
                 started = time.monotonic()
@@ -220,6 +265,8 @@ class Watcher:
             worker.join()
         if deep:
             deep.join()
+        if tender:
+            tender.join()
         for session in sessions.values():
             session.close()
 
@@ -227,4 +274,4 @@ class Watcher:
         self.stop_event.set()
 
 
-__all__ = ["HostState", "OnFailure", "Watcher"]
+__all__ = ["Hold", "HostState", "OnFailure", "Tend", "Watcher"]

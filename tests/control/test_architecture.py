@@ -49,6 +49,7 @@ LAYERS = {
     "store": FOUNDATIONS,
     "operations": SERVICES,
     "engine": SERVICES,
+    "fallback": SERVICES,
     "watch": SERVICES,
     "drills": SERVICES,
     "notifier": SERVICES,

@@ -49,12 +49,9 @@ def test_a_healthy_host_needs_nothing() -> None:
 def test_a_fresh_failure_runs_the_automatic_steps_and_escalates_if_they_do_not_help() -> None:
     decision = decide("web-01", row(incident=7), [], POLICY, NOW)
     assert [step.step for step in decision.steps] == [s for s in WEBSOCKET_PLAN if s != "escalate"]
-    assert [step.step for step in decision.runnable] == ["restart_websocket"]
-    skipped = {step.step: step.reason for step in decision.steps if not step.run}
-    assert skipped == {
-        "enable_flash_fallback": "no playbook enable_flash_fallback.yml in this version of the toolkit",
-        "rollback_to_legacy": "touches data: never automatic, a human runs it",
-    }
+    assert [step.step for step in decision.runnable] == ["restart_websocket", "enable_flash_fallback"]
+    fallback = decision.steps[1]
+    assert fallback.playbook == "rollback_to_legacy.yml", "the fallback is the verified, exactly-once rollback"
     restart = decision.steps[0]
     assert restart.playbook == "restart_services.yml"
     assert restart.extra_vars == {
@@ -81,7 +78,7 @@ def test_an_older_action_or_another_failure_type_does_not_throttle() -> None:
     history = [acted(3, "websocket_service_down", ago_s=301), acted(4, "redis_unavailable", ago_s=10)]
     decision = decide("web-01", row(incident=7), history, POLICY, NOW)
     assert decision.throttled is None and decision.breaker is None
-    assert [step.step for step in decision.runnable] == ["restart_websocket"]
+    assert [step.step for step in decision.runnable] == ["restart_websocket", "enable_flash_fallback"]
 
 
 def test_the_circuit_breaker_opens_after_breaker_max_incidents_in_the_window() -> None:
@@ -122,3 +119,26 @@ def test_a_step_whose_playbook_this_version_lacks_is_skipped(tmp_path: Path) -> 
     assert (
         decision.escalation is not None and decision.escalation["reason"] == "no step of the plan may run automatically"
     )
+
+
+def test_the_fallback_to_flash_messages_is_automatic_unless_the_host_turns_it_off() -> None:
+    """The one step that touches data and may still run on its own: the rollback to flash messages, under
+    the policy switch auto_fallback, which a host turns off with notification_auto_fallback: false."""
+    on = decide("web-01", row(incident=7), [], POLICY, NOW)
+    assert "enable_flash_fallback" in [step.step for step in on.runnable]
+    for value in (False, "false", "no", "off", 0):
+        off = decide("web-01", row(incident=7), [], POLICY.for_host({"notification_auto_fallback": value}), NOW)
+        [step] = [step for step in off.steps if step.step == "enable_flash_fallback"]
+        assert not step.run and step.reason is not None and "notification_auto_fallback" in step.reason
+    assert POLICY.for_host({"notification_auto_fallback": True}).auto_fallback
+    assert POLICY.for_host({}) is POLICY
+    # Every other step that touches data stays a human's, whatever the policy.
+    backlog = decide("web-01", row(primary="delivery_backlog", incident=8), [], POLICY, NOW)
+    [drain] = [step for step in backlog.steps if step.step == "drain_backlog_to_flash"]
+    assert not drain.run and drain.reason == "touches data: never automatic, a human runs it"
+
+
+def test_the_fallback_waits_for_the_circuit_breaker_and_the_throttle_like_any_step() -> None:
+    history = [acted(n, "redis_unavailable", ago_s=600 + n) for n in (1, 2, 3)]
+    decision = decide("web-01", row(incident=7), history, POLICY, NOW)
+    assert decision.runnable == [] and decision.breaker is not None

@@ -26,17 +26,24 @@ if TYPE_CHECKING:
 @shared(RUN)
 def auto_recover(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only explain the decision; change nothing.")] = False,
+    budget: Annotated[
+        float,
+        typer.Option(min=10, max=HOUR, help="Seconds the whole run may take; a step that would go past it is stopped."),
+    ] = 300.0,
     *,
     opts: Common,
 ) -> None:
     """Check, classify and run each unhealthy host's recovery plan, verifying after each step; escalate
-    (level raised, emergency mode on, operators notified) when the plan is exhausted.
+    (level raised, emergency mode on, operators notified) when the plan is exhausted or the budget runs out.
 
-    Throttled per failure and host, with a circuit breaker per host; steps that touch data never run
-    automatically. Exits 0 when every host is healthy at the end, 3 otherwise.
+    When WebSocket delivery cannot be restored (within 60 s of detection), the host is put on flash messages
+    (the verified rollback) so users keep getting notifications, and rolled forward to WebSocket once it has
+    been healthy for 60 s (by this command's next run, or by the watch). Throttled per failure and host, with
+    a circuit breaker per host; other steps that touch data never run automatically. Exits 0 when every host
+    is healthy at the end, 3 otherwise (escalated, on flash messages, throttled).
     Example: notification-emergency auto-recover --limit sandbox-01 --dry-run
     """
-    act(opts, lambda t: t.auto_recover(opts.limit, dry_run=dry_run), render_recovery)
+    act(opts, lambda t: t.auto_recover(opts.limit, dry_run=dry_run, budget_s=budget), render_recovery)
 
 
 @shared(RUN)

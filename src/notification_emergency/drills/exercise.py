@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from notification_emergency.drills.faults import FAULTS, Fault
-from notification_emergency.drills.sandbox import DRILL_DEEP_EVERY, DRILL_POLICY, DrillToolkit, SandboxHost
+from notification_emergency.drills.sandbox import (
+    DRILL_DEEP_EVERY,
+    DRILL_POLICY,
+    DRILL_TEND_EVERY,
+    DrillToolkit,
+    SandboxHost,
+)
 from notification_emergency.errors import BadInput
+from notification_emergency.fallback import FALLBACK_STEPS, ON_FLASH
 from notification_emergency.inventory import Target
 from notification_emergency.probes import Probe, probe, wait_healthy
 from notification_emergency.results import ActionResult
@@ -56,6 +63,14 @@ class _Exercise:
     def row(self, host: str) -> dict[str, Any]:
         result = self.results.get(host)
         return result.hosts.get(host, {}) if result else {}
+
+    def back_from_fallback(self, toolkit: DrillToolkit, host: str) -> bool:
+        """The engine put the host on flash messages and has since rolled it forward (incident resolved)."""
+        row = self.row(host)
+        if row.get("status") != "fallback" or not row.get("incident"):
+            return False
+        incident = toolkit.store.incident(int(row["incident"]))
+        return bool(incident and incident["status"] == "resolved")
 
 
 def _exercise(
@@ -103,12 +118,16 @@ def _exercise(
         ):
             exercise.first_healthy[result.host] = result
 
+    def done(host: str) -> bool:
+        if host not in exercise.detected:
+            return host in exercise.first_healthy
+        if host not in exercise.results:
+            return False
+        return exercise.row(host).get("status") != "fallback" or exercise.back_from_fallback(toolkit, host)
+
     def finished() -> bool:
         with lock:
-            return time.monotonic() - injected_mono > timeout or all(
-                host in exercise.results if host in exercise.detected else host in exercise.first_healthy
-                for host in hosts
-            )
+            return time.monotonic() - injected_mono > timeout or all(done(host) for host in hosts)
 
     watcher = Watcher(
         [found[host] for host in hosts],
@@ -121,6 +140,8 @@ def _exercise(
         # period, so it costs the drill what it costs a real watch.
         deep_every=DRILL_DEEP_EVERY if fault.deep else Watcher.DEEP_EVERY,
         deep_at_start=False,  # the steady state was just checked; the first deep check comes one period later
+        tend=lambda hold: toolkit.tend_fallbacks(",".join(hosts), hold=hold, policy=DRILL_POLICY),
+        tend_every=DRILL_TEND_EVERY,
     )
     injected_mono = time.monotonic()
     exercise.injected_at = utc_now()
@@ -133,6 +154,9 @@ def _exercise(
         escalated = [host for host in hosts if exercise.row(host).get("status") == "escalated"]
         if escalated:  # the drill's escalation turned emergency mode on: back to the steady state
             toolkit.deactivate_emergency("recovery drill", limit=",".join(escalated))
+        stuck = [h for h in hosts if probe(found[h], timeout=2.0).mode == "legacy"]
+        if stuck:  # on flash messages and not rolled forward within the drill: back to WebSocket mode
+            toolkit.restore(limit=",".join(stuck))
         for host in hosts:
             wait_healthy(found[host], steady_timeout)
     exercise.errors = watcher.errors
@@ -144,14 +168,25 @@ def _recovery(toolkit: DrillToolkit, exercise: _Exercise, host: str) -> tuple[bo
     healthy probe). Status "healthy": the failure was confirmed, but by the time auto-recover checked, the
     process manager had restarted the process; the engine verified it and had nothing to do."""
     row = exercise.row(host)
-    recovered = row.get("status") in ("recovered", "healthy") or (
-        host not in exercise.results and host in exercise.first_healthy
+    recovered = (
+        row.get("status") in ("recovered", "healthy")
+        or (host not in exercise.results and host in exercise.first_healthy)
+        or exercise.back_from_fallback(toolkit, host)
     )
     incident = toolkit.store.incident(row["incident"]) if row.get("incident") else None
     verified_at = parse_iso(incident.get("verified_at")) if incident else None
     healthy = exercise.first_healthy.get(host)
     end = verified_at or (healthy.at if healthy else None)
     return recovered, _seconds(exercise.injected_at, end) if recovered else None
+
+
+def _on_flash_at(toolkit: DrillToolkit, row: dict[str, Any]) -> datetime | None:
+    """When the engine's fallback step put the host on flash messages (from the incident), or None."""
+    incident = toolkit.store.incident(int(row["incident"])) if row.get("incident") else None
+    for action in (incident or {}).get("actions", []):
+        if action["action"] in FALLBACK_STEPS and action["outcome"] == ON_FLASH:
+            return parse_iso(action["finished_at"])
+    return None
 
 
 def _fault(name: str) -> Fault:
@@ -191,6 +226,7 @@ def run_drill(
     # steps, in order, up to the one that restored health.
     ran = [action["step"] for action in row.get("actions", []) if action["outcome"] != "skipped"]
     matches_explain = ran == (row.get("decision") or {}).get("runnable", [])[: len(ran)]
+    on_flash = _on_flash_at(toolkit, row)
     journal = {
         "fault": fault.name,
         "description": fault.description,
@@ -212,6 +248,9 @@ def run_drill(
         "healthy_after": final.ok,
         "mttd_s": _seconds(exercise.injected_at, detected_at),
         "mttr_s": mttr,
+        # The engine's fallback: when users were on flash messages (from injection), and back on WebSocket.
+        "fell_back": on_flash is not None,
+        "on_flash_s": _seconds(exercise.injected_at, on_flash),
         "parts_s": {
             "detect": _seconds(exercise.injected_at, detected_at),
             "decide": timings.get("check_s"),
@@ -223,7 +262,8 @@ def run_drill(
         "as_expected": not exercise.errors
         and matches_explain
         and (row.get("primary") == fault.expects or (fault.self_heals and row.get("primary") is None))
-        and (recovered if fault.recovers else row.get("status") == "escalated"),
+        and (recovered if fault.recovers else row.get("status") == "escalated")
+        and (on_flash is not None) == fault.falls_back,
     }
     folder = journal_dir or toolkit.home / "drills"
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,8 +58,13 @@ def _rewrite(relative: str, content: str) -> Callable[[SandboxHost], Undo]:
     return inject
 
 
+OUTAGE_S = 45.0  # how long the prolonged outage holds the WebSocket port: past the restart and the fallback
+
+
 def _take_websocket_port(host: SandboxHost) -> Undo:
-    """Stop the WebSocket service and hold its port with another listener, so it cannot come back."""
+    """Stop the WebSocket service and hold its port with another listener for OUTAGE_S seconds: no restart
+    can bring it back meanwhile, so the engine puts the host on flash messages; once the port is free, it
+    must roll the host forward to WebSocket on its own."""
     host.supervisorctl("stop", "notification-websocket")
     squatter = socket.socket()
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,10 +78,15 @@ def _take_websocket_port(host: SandboxHost) -> Undo:
                 raise
             time.sleep(0.1)
     squatter.listen(1)
+    release = threading.Timer(OUTAGE_S, squatter.close)
+    release.daemon = True
+    release.start()
 
     def undo() -> None:
+        release.cancel()
         squatter.close()
-        host.supervisorctl("start", "notification-websocket")
+        if "RUNNING" not in host.supervisorctl("status", "notification-websocket"):
+            host.supervisorctl("start", "notification-websocket")
 
     return undo
 
@@ -157,6 +168,7 @@ class Fault:
     inject: Callable[[SandboxHost], Undo]
     self_heals: bool = False  # the process manager may bring it back before anything is detected
     deep: bool = False  # only the watch's deep check (the health playbook) sees it, not the probes
+    falls_back: bool = False  # recovered by way of flash messages: the engine's fallback, then its roll-forward
 
 
 FAULTS: dict[str, Fault] = {
@@ -202,10 +214,12 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault(
             "websocket_port_taken",
-            "Another process holds the WebSocket port: a restart cannot bring the service back.",
+            f"A prolonged WebSocket outage: another process holds its port for {OUTAGE_S:.0f} s, so no restart "
+            "helps; users must go on flash messages, and back on WebSocket once it can run again.",
             "websocket_service_down",
-            False,
+            True,
             _take_websocket_port,
+            falls_back=True,
         ),
         Fault(
             "queue_backed_up",
@@ -226,7 +240,7 @@ FAULTS: dict[str, Fault] = {
         Fault(
             "websocket_crash_loop",
             "The WebSocket program's definition gets a bad command: supervisord gives up on it (FATAL "
-            "\"Exited too quickly\"); a restart cannot help, the deployed definition must come back.",
+            '"Exited too quickly"); a restart cannot help, the deployed definition must come back.',
             "crash_loop",
             True,
             process_faults.websocket_crash_loop,

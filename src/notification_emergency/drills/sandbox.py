@@ -14,6 +14,7 @@ from notification_emergency.engine import Policy
 from notification_emergency.errors import BadInput
 from notification_emergency.inventory import Fleet, Target
 from notification_emergency.results import ActionResult
+from notification_emergency.watch import Hold
 
 if TYPE_CHECKING:
     from notification_emergency.store import EventStore
@@ -42,6 +43,12 @@ class DrillToolkit(Protocol):
 
     def deep_check(self, limit: str | None) -> ActionResult: ...
 
+    def tend_fallbacks(
+        self, limit: str | None = None, *, hold: Hold | None = None, policy: Policy | None = None
+    ) -> dict[str, str]: ...
+
+    def restore(self, *, limit: str | None = None) -> ActionResult: ...
+
     def deactivate_emergency(self, resolved_by: str, *, limit: str | None = None) -> ActionResult: ...
 
     def drain_backlog(self, *, limit: str | None = None) -> ActionResult: ...
@@ -51,7 +58,10 @@ SANDBOX_MARKER = ".notification-sandbox"
 # Drills inject faults on purpose, one after another: the throttle and the circuit breaker, which protect a
 # real fleet from flapping, would stop the engine from acting on the next drill. Everything else is as in
 # production (the same plan, the same steps that never run automatically, the same escalation).
-DRILL_POLICY = Policy(throttle_s=0.0, breaker_max=1_000_000)
+# The fallback's roll-forward waits for a 5 s healthy streak (60 s in production) and starts the WebSocket
+# process alone every 2 s (30 s), so a drill of a prolonged outage takes a minute, not several.
+DRILL_POLICY = Policy(throttle_s=0.0, breaker_max=1_000_000, rollforward_after_s=5.0, canary_every_s=2.0)
+DRILL_TEND_EVERY = 1.0
 DRILL_DEEP_EVERY = 3.0
 
 

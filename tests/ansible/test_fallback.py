@@ -1,0 +1,145 @@
+"""Graceful degradation for real on the shared sandbox host: when the WebSocket service cannot be brought back
+(another process holds its port), auto-recover puts the host on flash messages on its own (the verified
+rollback: notifications waiting for WebSocket carried into the flash store, each once), tells the on-call,
+and once the port is free again the fallback tender starts the WebSocket process alone, waits for a sustained
+healthy streak, rolls the host forward to WebSocket and resolves the incident. No notification is lost or
+stored twice on the way (counted in the service's own database)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from notification_emergency.api import EmergencyToolkit
+from notification_emergency.engine import Policy
+from notification_emergency.fallback import websocket_healthy
+from tests.ansible.conftest import SandboxHost
+from tests.conftest import VENV_BIN
+
+# The sandbox's figures, shorter than production's (60 s streak, 30 s between starts) so the test is quick.
+POLICY = Policy(throttle_s=0.0, rollforward_after_s=3.0, canary_every_s=1.0, restart_health_timeout_s=5)
+
+
+@pytest.fixture
+def toolkit(tmp_path: Path, sandbox_host: SandboxHost) -> Iterator[EmergencyToolkit]:
+    home = tmp_path / "state"
+    kit = EmergencyToolkit(inventory=sandbox_host.box.inventory, store=home / "events.db", home=home, actor="pytest")
+    yield kit
+    if sandbox_host.health().get("mode") != "websocket":  # whatever happened, leave the host as it was
+        assert kit.restore(limit=sandbox_host.name).ok
+    if sandbox_host.health()["emergency"]["active"]:
+        assert kit.deactivate_emergency("pytest", limit=sandbox_host.name).ok
+
+
+def _stats(host: SandboxHost) -> dict[str, Any]:
+    answer = subprocess.run(
+        [str(VENV_BIN / "notification-service"), "stats", "--config", str(host.root / "etc" / "config.yml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(answer.stdout))
+
+
+def _squat(port: int) -> socket.socket:
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            squatter.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    squatter.listen(1)
+    return squatter
+
+
+def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_itself(
+    toolkit: EmergencyToolkit, sandbox_host: SandboxHost
+) -> None:
+    engine = toolkit.recovery_engine(POLICY)
+    target = toolkit.fleet.target(sandbox_host.name)
+    port = int(sandbox_host.vars["notification_service_websocket_port"])
+    before = _stats(sandbox_host)
+    sandbox_host.supervisorctl("stop", "notification-websocket")
+    squatter = _squat(port)
+    try:
+        token = sandbox_host.box.api_token(sandbox_host.name)
+        for number in range(5):  # written while real-time delivery is down: they wait for WebSocket
+            requests.post(
+                f"{sandbox_host.web_url}/api/notifications",
+                json={"user": "fallback-user", "title": f"during the outage {number}", "priority": "high"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            ).raise_for_status()
+
+        result = engine.auto_recover(sandbox_host.name)
+        row = result.hosts[sandbox_host.name]
+        assert row["status"] == "fallback" and result.exit_code == 3, row
+        steps = [(action["step"], action["outcome"]) for action in row["actions"]]
+        assert steps[0][0] == "restart_websocket" and steps[0][1] != "recovered", steps
+        assert steps[-1] == ("enable_flash_fallback", "on flash messages"), steps
+        assert sandbox_host.health()["mode"] == "legacy", "users get flash messages"
+        on_flash = _stats(sandbox_host)
+        assert on_flash["pending"]["websocket"] == 0, "every waiting notification was carried into flash"
+        assert on_flash["pending"]["flash"] - before["pending"]["flash"] == 5, on_flash
+        [notice] = toolkit.store.notifications()
+        assert "on flash messages" in notice["title"] and notice["priority"] == "high", notice
+        [incident] = toolkit.store.incidents()
+        assert incident["status"] == "open", "the incident stays open while the host is on flash messages"
+
+        # Still held: the tender's start of the WebSocket process fails, and nothing rolls forward.
+        time.sleep(POLICY.canary_every_s)
+        assert "start failed" in engine.tender.tend(sandbox_host.name)[sandbox_host.name]
+        assert sandbox_host.health()["mode"] == "legacy"
+    finally:
+        squatter.close()
+
+    # Free again: the next passes start it alone, see it healthy long enough, and roll the host forward.
+    deadline = time.monotonic() + 120
+    lines: list[str] = []
+    while sandbox_host.health().get("mode") != "websocket" and time.monotonic() < deadline:
+        lines.append(engine.tender.tend(sandbox_host.name).get(sandbox_host.name, "not on fallback"))
+        time.sleep(1.0)
+    assert sandbox_host.health()["mode"] == "websocket", lines
+    assert lines[-1] == "rolled forward to WebSocket: incident resolved", lines
+    assert websocket_healthy(target)
+    [incident] = toolkit.store.incidents()
+    assert incident["status"] == "resolved" and "rolled forward to WebSocket" in incident["resolution"]
+    actions = [(a["action"], a["outcome"]) for a in incident["actions"]]
+    assert ("websocket_canary", "healthy") in actions and actions[-1] == ("roll_forward", "recovered"), actions
+    after = _stats(sandbox_host)
+    assert after["notifications"] - before["notifications"] == 5, "each notification stored once"
+    assert after["pending"]["flash"] - before["pending"]["flash"] == 5, "none lost, none duplicated"
+    assert engine.tender.tend(sandbox_host.name) == {}, "nothing on fallback any more"
+
+
+def test_a_host_that_turns_the_fallback_off_is_escalated_instead(
+    toolkit: EmergencyToolkit, sandbox_host: SandboxHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = toolkit.recovery_engine(POLICY)
+    hostvars = dict(toolkit.fleet.hostvars(sandbox_host.name), notification_auto_fallback=False)
+    monkeypatch.setattr(engine.fleet, "hostvars", lambda host: hostvars)
+    port = int(sandbox_host.vars["notification_service_websocket_port"])
+    sandbox_host.supervisorctl("stop", "notification-websocket")
+    squatter = _squat(port)
+    try:
+        row = engine.auto_recover(sandbox_host.name).hosts[sandbox_host.name]
+    finally:
+        squatter.close()
+        sandbox_host.supervisorctl("start", "notification-websocket")
+    assert row["status"] == "escalated", row
+    skipped = {action["step"]: action.get("reason") for action in row["actions"] if action["outcome"] == "skipped"}
+    assert "notification_auto_fallback" in (skipped.get("enable_flash_fallback") or ""), row["actions"]
+    assert sandbox_host.health()["mode"] == "websocket", "the host stayed in WebSocket mode"
