@@ -373,7 +373,7 @@ checks:
     - One entry per check, keyed by its name - C(name), C(component), C(kind), C(critical), C(status),
       C(latency_ms), C(error) (short text when not healthy), C(reason) (C(refused), C(timeout), C(unreachable),
       C(bad_status), C(bad_answer), C(slow), C(auth), C(missing), C(stale), C(checksum), C(low_space),
-      C(backlog), C(not_running), C(crash_loop) (the manager gave up on the program: FATAL, BACKOFF, a spawn
+      C(backlog), C(not_running), C(crash_loop) (the manager gave up on the program - FATAL, BACKOFF, a spawn
       error), C(not_defined), C(manager_down) (supervisord or systemd itself does not answer) or C(error)) and
       C(evidence), whose keys depend on the kind (C(docs/health-result.md) lists them).
   returned: always
