@@ -102,6 +102,13 @@ options:
         RV(programs).
     type: bool
     default: false
+  reopen_logs:
+    description:
+      - supervisord only. At the end, when a running program's log file no longer exists (its directory was
+        removed and re-created), have supervisord reopen its logs (SIGUSR2), so that nothing more is written
+        into deleted files. Reported in RV(manager_actions).
+    type: bool
+    default: false
   timeout:
     description:
       - Seconds to wait for supervisord to answer (each question, and a started supervisord) and for each
@@ -191,7 +198,14 @@ import shutil
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.notification_orphans import find_orphans, orphan_diff, stop_processes, wait_all_running
+from ansible.module_utils.notification_orphans import (
+    find_orphans,
+    missing_logs,
+    orphan_diff,
+    reopen_logs,
+    stop_processes,
+    wait_all_running,
+)
 from ansible.module_utils.notification_services import (
     ServiceControlError,
     SupervisorBackend,
@@ -230,6 +244,7 @@ def main():
             pid_files=dict(type="list", elements="path", default=[]),
             orphan_grace=dict(type="float", default=10.0),
             verify_all=dict(type="bool", default=False),
+            reopen_logs=dict(type="bool", default=False),
         ),
         required_if=[("manager", "supervisord", ("supervisor_config",)), ("orphans", "stop", ("root",))],
         supports_check_mode=True,
@@ -244,8 +259,10 @@ def main():
         return module.run_command(args)
 
     orphans, diff, programs = [], None, {}
-    if params["manager"] != "supervisord" and (params["orphans"] == "stop" or params["verify_all"]):
-        module.fail_json(msg="orphans=stop and verify_all are for manager=supervisord")
+    if params["manager"] != "supervisord" and (
+        params["orphans"] == "stop" or params["verify_all"] or params["reopen_logs"]
+    ):
+        module.fail_json(msg="orphans=stop, verify_all and reopen_logs are for manager=supervisord")
     try:
         if params["manager"] == "supervisord":
             # Both only when needed: supervisord to start it, supervisorctl for a config without a socket.
@@ -273,6 +290,13 @@ def main():
         )
         if params["verify_all"] and not module.check_mode:
             programs = wait_all_running(backend, params["timeout"])
+        if params["reopen_logs"] and params["manager"] == "supervisord" and backend.reachable():
+            missing = missing_logs(backend)
+            if missing:
+                changed = True
+                manager_actions.append("reopened the logs (missing: " + ", ".join(missing) + ")")
+                if not module.check_mode:
+                    reopen_logs(backend)
     except ServiceControlError as exc:
         module.fail_json(msg=str(exc), orphans=orphans)
     result = dict(changed=changed or bool(orphans), services=services, manager_actions=manager_actions, orphans=orphans)

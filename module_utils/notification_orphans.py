@@ -279,3 +279,22 @@ def wait_all_running(backend: Any, timeout: float, sleep: Callable[[float], None
             shown = "; ".join(f"{name} {state}" for name, state in sorted(bad.items()))
             raise ServiceControlError(f"not every program of {backend.config} runs after {timeout:g}s: {shown}")
         sleep(0.2)
+
+
+def missing_logs(backend: Any) -> list[str]:
+    """The log files of running programs that no longer exist (their directory was removed and re-created):
+    supervisord goes on writing into the deleted files until it reopens its logs."""
+    missing = []
+    for info in backend.rpc("supervisor.getAllProcessInfo"):
+        if info.get("statename") != "RUNNING":
+            continue
+        for key in ("stdout_logfile", "stderr_logfile"):
+            path = str(info.get(key) or "")
+            if path.startswith("/") and not os.path.exists(path):
+                missing.append(path)
+    return sorted(set(missing))
+
+
+def reopen_logs(backend: Any) -> None:
+    """SIGUSR2 to supervisord: it closes and reopens its own log and every program's, by path."""
+    os.kill(int(backend.rpc("supervisor.getPID")), signal.SIGUSR2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -209,3 +210,40 @@ def test_a_dead_supervisord_is_brought_back_without_orphans(module_runner: Any, 
         for process in (squatter, bystander):
             process.kill()
             process.wait()
+
+
+def test_logs_whose_directory_was_re_created_are_reopened(module_runner: Any, tmp_path: Path) -> None:
+    """A removed and re-created log directory: the running program's log file is gone and supervisord writes
+    into the deleted file; reopen_logs has it reopen its logs (the file is back), once."""
+    conf = write_conf(tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    text = program("alpha", SLEEPER, True).replace("%(here)s/alpha.log", f"{logs}/alpha.log")
+    (tmp_path / "conf.d" / "alpha.conf").write_text(text)
+    args = {
+        "manager": "supervisord",
+        "supervisor_config": str(conf),
+        "bin_dir": str(VENV_BIN),
+        "timeout": 10,
+        "services": ["alpha"],
+        "supervisord_start": True,
+        "reopen_logs": True,
+    }
+    try:
+        first, failed = module_runner("notification_services", args)
+        assert not failed and (logs / "alpha.log").exists(), first
+        shutil.rmtree(logs)
+        logs.mkdir()
+        checked, failed = module_runner("notification_services", args, check_mode=True)
+        assert not failed and checked["changed"] and not (logs / "alpha.log").exists()
+        done, failed = module_runner("notification_services", args)
+        assert not failed and done["changed"], done
+        assert done["manager_actions"] == [f"reopened the logs (missing: {logs}/alpha.log)"]
+        deadline = time.monotonic() + 5
+        while not (logs / "alpha.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (logs / "alpha.log").exists()
+        again, failed = module_runner("notification_services", args)
+        assert not failed and not again["changed"], again
+    finally:
+        subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "shutdown"], capture_output=True, check=False)
