@@ -1,5 +1,5 @@
 """Graceful degradation for real on the shared sandbox host: when the WebSocket service cannot be brought back
-(another process holds its port), auto-recover puts the host on flash messages on its own (the verified
+(another program holds its port), auto-recover puts the host on flash messages on its own (the verified
 rollback: notifications waiting for WebSocket carried into the flash store, each once), tells the on-call,
 and once the port is free again the fallback tender starts the WebSocket process alone, waits for a sustained
 healthy streak, rolls the host forward to WebSocket and resolves the incident. No notification is lost or
@@ -8,9 +8,9 @@ stored twice on the way (counted in the service's own database)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from notification_emergency.api import EmergencyToolkit
+from notification_emergency.drills.faults import hold_port
 from notification_emergency.engine import Policy
 from notification_emergency.fallback import websocket_healthy
 from tests.ansible.conftest import SandboxHost
@@ -49,22 +50,6 @@ def _stats(host: SandboxHost) -> dict[str, Any]:
     return dict(json.loads(answer.stdout))
 
 
-def _squat(port: int) -> socket.socket:
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            squatter.bind(("127.0.0.1", port))
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    squatter.listen(1)
-    return squatter
-
-
 def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_itself(
     toolkit: EmergencyToolkit, sandbox_host: SandboxHost
 ) -> None:
@@ -72,14 +57,15 @@ def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_it
     target = toolkit.fleet.target(sandbox_host.name)
     port = int(sandbox_host.vars["notification_service_websocket_port"])
     before = _stats(sandbox_host)
+    tag = uuid.uuid4().hex[:8]
     sandbox_host.supervisorctl("stop", "notification-websocket")
-    squatter = _squat(port)
+    release = hold_port(port)
     try:
         token = sandbox_host.box.api_token(sandbox_host.name)
         for number in range(5):  # written while real-time delivery is down: they wait for WebSocket
             requests.post(
                 f"{sandbox_host.web_url}/api/notifications",
-                json={"user": "fallback-user", "title": f"during the outage {number}", "priority": "high"},
+                json={"user": "fallback-user", "title": f"outage {tag} #{number}", "priority": "high"},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=10,
             ).raise_for_status()
@@ -98,13 +84,23 @@ def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_it
         assert "on flash messages" in notice["title"] and notice["priority"] == "high", notice
         [incident] = toolkit.store.incidents()
         assert incident["status"] == "open", "the incident stays open while the host is on flash messages"
+        # The user, in a browser session: the next page shows each notification once, the one after none.
+        user = requests.Session()
+        login = user.get(
+            f"{sandbox_host.web_url}/login", params={"user": "fallback-user"}, allow_redirects=False, timeout=10
+        )
+        assert login.status_code == 302, login.text
+        first_page = user.get(f"{sandbox_host.web_url}/", timeout=10).text
+        shown = [n for n in range(5) if f"outage {tag} #{n}" in first_page]
+        assert shown == list(range(5)) and all(first_page.count(f"outage {tag} #{n}") == 1 for n in shown)
+        assert f"outage {tag}" not in user.get(f"{sandbox_host.web_url}/", timeout=10).text
 
         # Still held: the tender's start of the WebSocket process fails, and nothing rolls forward.
         time.sleep(POLICY.canary_every_s)
         assert "start failed" in engine.tender.tend(sandbox_host.name)[sandbox_host.name]
         assert sandbox_host.health()["mode"] == "legacy"
     finally:
-        squatter.close()
+        release()
 
     # Free again: the next passes start it alone, see it healthy long enough, and roll the host forward.
     deadline = time.monotonic() + 120
@@ -119,9 +115,16 @@ def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_it
     assert incident["status"] == "resolved" and "rolled forward to WebSocket" in incident["resolution"]
     actions = [(a["action"], a["outcome"]) for a in incident["actions"]]
     assert ("websocket_canary", "healthy") in actions and actions[-1] == ("roll_forward", "recovered"), actions
-    after = _stats(sandbox_host)
-    assert after["notifications"] - before["notifications"] == 5, "each notification stored once"
-    assert after["pending"]["flash"] - before["pending"]["flash"] == 5, "none lost, none duplicated"
+    deliveries = requests.get(
+        f"{sandbox_host.web_url}/api/notifications",
+        params={"user": "fallback-user"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).json()["deliveries"]
+    ours = [d for d in deliveries if d["title"].startswith(f"outage {tag} #")]
+    assert sorted(d["title"] for d in ours) == [f"outage {tag} #{n}" for n in range(5)], "none lost, none twice"
+    assert {(d["state"], d["channel"]) for d in ours} == {("delivered", "flash")}, ours
+    assert _stats(sandbox_host)["pending"]["websocket"] == 0
     assert engine.tender.tend(sandbox_host.name) == {}, "nothing on fallback any more"
 
 
@@ -133,11 +136,11 @@ def test_a_host_that_turns_the_fallback_off_is_escalated_instead(
     monkeypatch.setattr(engine.fleet, "hostvars", lambda host: hostvars)
     port = int(sandbox_host.vars["notification_service_websocket_port"])
     sandbox_host.supervisorctl("stop", "notification-websocket")
-    squatter = _squat(port)
+    release = hold_port(port)
     try:
         row = engine.auto_recover(sandbox_host.name).hosts[sandbox_host.name]
     finally:
-        squatter.close()
+        release()
         sandbox_host.supervisorctl("start", "notification-websocket")
     assert row["status"] == "escalated", row
     skipped = {action["step"]: action.get("reason") for action in row["actions"] if action["outcome"] == "skipped"}

@@ -61,30 +61,57 @@ def _rewrite(relative: str, content: str) -> Callable[[SandboxHost], Undo]:
 OUTAGE_S = 45.0  # how long the prolonged outage holds the WebSocket port: past the restart and the fallback
 
 
-def _take_websocket_port(host: SandboxHost) -> Undo:
-    """Stop the WebSocket service and hold its port with another listener for OUTAGE_S seconds: no restart
-    can bring it back meanwhile, so the engine puts the host on flash messages; once the port is free, it
-    must roll the host forward to WebSocket on its own."""
-    host.supervisorctl("stop", "notification-websocket")
+def hold_port(port: int) -> Callable[[], None]:
+    """Another program takes ``port`` on 127.0.0.1: it accepts each connection and closes it at once (so a
+    client fails fast, as with a wrong server, rather than hanging), and the service cannot bind it. Returns
+    the release."""
     squatter = socket.socket()
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     deadline = time.monotonic() + 10
     while True:
         try:
-            squatter.bind(("127.0.0.1", host.websocket_port))
+            squatter.bind(("127.0.0.1", port))
             break
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-    squatter.listen(1)
-    release = threading.Timer(OUTAGE_S, squatter.close)
+    squatter.listen(16)
+    squatter.settimeout(0.2)
+    released = threading.Event()
+
+    def serve() -> None:
+        while not released.is_set():
+            try:
+                connection, _address = squatter.accept()
+                connection.close()
+            except OSError:  # the accept timed out, or the socket is closed
+                continue
+
+    server = threading.Thread(target=serve, name=f"squatter-{port}", daemon=True)
+    server.start()
+
+    def release() -> None:
+        released.set()
+        squatter.close()
+        server.join(timeout=2)
+
+    return release
+
+
+def _take_websocket_port(host: SandboxHost) -> Undo:
+    """Stop the WebSocket service and hold its port with another program for OUTAGE_S seconds: no restart
+    can bring it back meanwhile, so the engine puts the host on flash messages; once the port is free, it
+    must roll the host forward to WebSocket on its own."""
+    host.supervisorctl("stop", "notification-websocket")
+    release_port = hold_port(host.websocket_port)
+    release = threading.Timer(OUTAGE_S, release_port)
     release.daemon = True
     release.start()
 
     def undo() -> None:
         release.cancel()
-        squatter.close()
+        release_port()
         if "RUNNING" not in host.supervisorctl("status", "notification-websocket"):
             host.supervisorctl("start", "notification-websocket")
 
