@@ -4,6 +4,7 @@ command line, a listener on one of its ports), the old orphans are gone, and eve
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def toolkit(tmp_path: Path, sandbox_host: SharedHost) -> Iterator[EmergencyToolk
     yield EmergencyToolkit(inventory=sandbox_host.box.inventory, store=home / "events.db", home=home, actor="pytest")
 
 
+def _ports(host: SharedHost) -> list[int]:
+    return [int(host.vars[key]) for key in host.vars if key.endswith("_port")]
+
+
 def _statuses(host: SharedHost) -> dict[str, str]:
     lines = host.supervisorctl("status").splitlines()
     return {parts[0]: parts[1] for parts in (line.split() for line in lines) if len(parts) >= 2}
@@ -35,7 +40,7 @@ def test_a_killed_supervisord_is_brought_back_with_every_program_under_it(
     name = sandbox_host.name
     target = toolkit.fleet.target(name)
     host = SandboxHost(target, toolkit.fleet.hostvars(name))
-    ports = [int(sandbox_host.vars[key]) for key in sandbox_host.vars if key.endswith("_port")]
+    ports = _ports(sandbox_host)
     old_manager = supervisord_pid(host)
     assert old_manager is not None
     old_programs = descendants(old_manager)
@@ -90,3 +95,37 @@ def test_the_playbooks_change_nothing_on_a_healthy_host_and_check_mode_only_show
     finally:
         undo()
     assert not [pid for pid in orphans if alive(pid)] and supervisord_pid(host) is not None, "the undo mends it"
+
+
+@pytest.mark.parametrize("fault", ["websocket_crash_loop", "log_dir_removed", "supervisord_killed"])
+def test_the_undo_alone_restores_the_host_when_no_recovery_ran(
+    fault: str, toolkit: EmergencyToolkit, sandbox_host: SharedHost
+) -> None:
+    """As if the recovery had failed: the fault takes effect, nothing recovers it, the undo runs. The host is
+    then as before: the program definition byte for byte, every log file with its old lines, supervisord
+    running every program, no process of the host outside it."""
+    name, root = sandbox_host.name, sandbox_host.root
+    host = SandboxHost(toolkit.fleet.target(name), toolkit.fleet.hostvars(name))
+    definitions = {path.name: path.read_bytes() for path in (root / "etc" / "supervisor.d").glob("*.conf")}
+    logs = {path.name: path.read_bytes() for path in (root / "log").iterdir() if path.is_file()}
+    old_manager = supervisord_pid(host)
+    assert old_manager is not None
+    old_programs = descendants(old_manager)
+    undo = FAULTS[fault].inject(host)
+    deadline = time.monotonic() + 30
+    while fault != "supervisord_killed" and _statuses(sandbox_host).get("notification-websocket") != "FATAL":
+        assert time.monotonic() < deadline, _statuses(sandbox_host)
+        time.sleep(0.2)
+    undo()
+    assert {path.name: path.read_bytes() for path in (root / "etc" / "supervisor.d").glob("*.conf")} == definitions
+    for log, content in logs.items():
+        assert (root / "log" / log).read_bytes().startswith(content), f"{log} kept its lines"
+    assert not (root / ".log-removed-by-drill").exists()
+    manager = supervisord_pid(host)
+    assert manager is not None and set(_statuses(sandbox_host).values()) == {"RUNNING"}
+    managed = {manager, *descendants(manager)}
+    assert not [pid for pid in old_programs if alive(pid) and pid not in managed], "no orphan"
+    table = processes()
+    outside = [pid for pid, _command in processes_under(root) if pid in table and pid not in managed]
+    assert outside == [] and set(port_holders(_ports(sandbox_host), table)) <= managed
+    sandbox_host.wait_healthy()
