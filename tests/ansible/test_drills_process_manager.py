@@ -75,12 +75,15 @@ def test_a_killed_supervisord_is_brought_back_with_every_program_under_it(
 def test_the_playbooks_change_nothing_on_a_healthy_host_and_check_mode_only_shows_the_orphans(
     toolkit: EmergencyToolkit, sandbox_host: SharedHost
 ) -> None:
-    """Idempotent: on a host whose supervisord runs every program, both playbooks change nothing. With
-    supervisord killed, --check --diff lists the orphans (the diff) and stops none of them."""
+    """Idempotent: on a host whose supervisord runs every program, both playbooks change nothing. A systemd
+    that does not answer is refused (a human repairs the host). With supervisord killed, --check --diff lists
+    the orphans (the diff) and stops none of them."""
     box, name = sandbox_host.box, sandbox_host.name
     for playbook in ("restore_process_manager.yml", "repair_programs.yml"):
         run = box.playbook(playbook, "--limit", name)
         assert run.rc == 0 and run.changed() == {name: 0}, run.output[-3000:]
+    systemd = box.playbook("restore_process_manager.yml", "--limit", name, "-e", "notification_service_manager=systemd")
+    assert systemd.rc != 0 and "is not restarted from a playbook" in systemd.output, systemd.output[-3000:]
     host = SandboxHost(toolkit.fleet.target(name), toolkit.fleet.hostvars(name))
     old_manager = supervisord_pid(host)
     assert old_manager is not None
