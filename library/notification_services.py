@@ -97,9 +97,9 @@ options:
     default: 10
   verify_all:
     description:
-      - supervisord only. At the end, wait (up to O(timeout)) until every program supervisord starts by itself
-        (C(autostart)) is RUNNING, not only O(services); fail naming those that are not. Returned as
-        RV(programs).
+      - supervisord only. At the end, start every program supervisord starts by itself (C(autostart)) that is
+        FATAL (supervisord never retries those), STOPPED or EXITED, not only O(services); then wait (up to
+        O(timeout)) until every one is RUNNING, and fail naming those that are not. Returned as RV(programs).
     type: bool
     default: false
   reopen_logs:
@@ -203,6 +203,7 @@ from ansible.module_utils.notification_orphans import (
     missing_logs,
     orphan_diff,
     reopen_logs,
+    start_stopped,
     stop_processes,
     wait_all_running,
 )
@@ -288,8 +289,13 @@ def main():
             update=params["update"],
             start_daemon=params["supervisord_start"],
         )
-        if params["verify_all"] and not module.check_mode:
-            programs = wait_all_running(backend, params["timeout"])
+        if params["verify_all"] and backend.reachable():
+            started = start_stopped(backend, module.check_mode)
+            if started:
+                changed = True
+                manager_actions.extend(f"started {name}" for name in started)
+            if not module.check_mode:
+                programs = wait_all_running(backend, params["timeout"])
         if params["reopen_logs"] and params["manager"] == "supervisord" and backend.reachable():
             missing = missing_logs(backend)
             if missing:

@@ -259,6 +259,34 @@ def programs_to_run(backend: Any) -> list[str]:
     return sorted(names)
 
 
+def program_states(backend: Any) -> dict[str, tuple[str, str]]:
+    """Every program's (state, description), by the name its process calls take."""
+    states = {}
+    for info in backend.rpc("supervisor.getAllProcessInfo"):
+        group, name = str(info["group"]), str(info["name"])
+        states[name if group == name else f"{group}:{name}"] = (
+            str(info.get("statename")),
+            str(info.get("description") or ""),
+        )
+    return states
+
+
+def start_stopped(backend: Any, check_mode: bool) -> list[str]:
+    """Start (without waiting) the programs supervisord should run but does not: FATAL ones (it never retries
+    them by itself), STOPPED and EXITED ones. Returns their names; in check mode nothing is started."""
+    import xmlrpc.client
+
+    states = program_states(backend)
+    names = [name for name in programs_to_run(backend) if states.get(name, ("",))[0] in ("FATAL", "STOPPED", "EXITED")]
+    for name in [] if check_mode else names:
+        try:
+            backend.rpc("supervisor.startProcess", name, False)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != 60:  # ALREADY_STARTED: started by someone else meanwhile
+                raise
+    return names
+
+
 def wait_all_running(backend: Any, timeout: float, sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
     """Wait until every program supervisord starts by itself is RUNNING; program -> state. Raises
     ``ServiceControlError`` naming the programs that are not, when one gave up (FATAL) or time ran out."""
@@ -267,17 +295,17 @@ def wait_all_running(backend: Any, timeout: float, sleep: Callable[[float], None
     wanted = programs_to_run(backend)
     deadline = time.monotonic() + timeout
     while True:
-        states = {}
-        for info in backend.rpc("supervisor.getAllProcessInfo"):
-            group, name = str(info["group"]), str(info["name"])
-            key = name if group == name else f"{group}:{name}"
-            states[key] = f"{info.get('statename')}" + (f" ({info['description']})" if info.get("description") else "")
-        bad = {name: states.get(name, "ABSENT") for name in wanted if not states.get(name, "").startswith("RUNNING")}
+        states = program_states(backend)
+        bad = {name: states.get(name, ("ABSENT", "")) for name in wanted if states.get(name, ("",))[0] != "RUNNING"}
         if not bad:
-            return {name: states[name].split(" ", 1)[0] for name in wanted}
-        if any(state.startswith("FATAL") for state in bad.values()) or time.monotonic() > deadline:
-            shown = "; ".join(f"{name} {state}" for name, state in sorted(bad.items()))
-            raise ServiceControlError(f"not every program of {backend.config} runs after {timeout:g}s: {shown}")
+            return {name: states[name][0] for name in wanted}
+        gave_up = any(state == "FATAL" for state, _ in bad.values())
+        if gave_up or time.monotonic() > deadline:
+            shown = "; ".join(
+                f"{name} {state}" + (f" ({text})" if text else "") for name, (state, text) in sorted(bad.items())
+            )
+            why = "supervisord gave up" if gave_up else f"after {timeout:g}s"
+            raise ServiceControlError(f"not every program of {backend.config} runs ({why}): {shown}")
         sleep(0.2)
 
 

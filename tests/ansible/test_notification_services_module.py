@@ -247,3 +247,41 @@ def test_logs_whose_directory_was_re_created_are_reopened(module_runner: Any, tm
         assert not failed and not again["changed"], again
     finally:
         subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "shutdown"], capture_output=True, check=False)
+
+
+def test_verify_all_starts_what_supervisord_gave_up_on_or_was_stopped(module_runner: Any, tmp_path: Path) -> None:
+    """supervisord never retries a FATAL program by itself: verify_all starts it (and an autostart program
+    someone stopped), then every program must be RUNNING; check mode only says so."""
+    conf = write_conf(tmp_path)
+    mark = tmp_path / "failed-once"
+    once = f"/bin/sh -c 'test -e {mark} || {{ touch {mark}; exit 1; }}; exec sleep 100000'"
+    (tmp_path / "conf.d" / "once.conf").write_text(program("once", once, True))
+    (tmp_path / "conf.d" / "beta.conf").write_text(program("beta", SLEEPER, True))
+    base = {"manager": "supervisord", "supervisor_config": str(conf), "bin_dir": str(VENV_BIN), "timeout": 10}
+    args = {**base, "services": ["beta"], "verify_all": True}
+    try:
+        first, failed = module_runner(
+            "notification_services", {**base, "services": ["beta"], "supervisord_start": True}
+        )
+        assert not failed and mark.exists(), first
+        subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "stop", "beta"], capture_output=True, check=True)
+        deadline = time.monotonic() + 10
+        while (
+            "FATAL"
+            not in subprocess.run(
+                [VENV_BIN / "supervisorctl", "-c", conf, "status", "once"], capture_output=True, text=True
+            ).stdout
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        checked, failed = module_runner("notification_services", args, check_mode=True)
+        assert not failed and "started once" in checked["manager_actions"], checked
+        done, failed = module_runner("notification_services", args)
+        assert not failed and done["changed"], done.get("msg")
+        assert "started once" in done["manager_actions"] and "started beta" not in done["manager_actions"]
+        assert done["services"]["beta"]["actions"] == ["start"]
+        assert done["programs"] == {"beta": "RUNNING", "once": "RUNNING"}
+        again, failed = module_runner("notification_services", args)
+        assert not failed and not again["changed"], again
+    finally:
+        subprocess.run([VENV_BIN / "supervisorctl", "-c", conf, "shutdown"], capture_output=True, check=False)
