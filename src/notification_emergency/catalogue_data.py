@@ -327,7 +327,8 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             {"type": "websocket_service_down"},
             {"type": "web_service_down", "when_reasons": ["crash_loop", "not_defined", "refused", "not_running"]},
         ],
-        "plan": ["repair_programs", "escalate"],
+        # A WebSocket program that still cannot run after the repair: users get flash messages meanwhile.
+        "plan": ["repair_programs", "enable_flash_fallback", "escalate"],
     },
     "configuration_error": {
         "title": "Configuration error",

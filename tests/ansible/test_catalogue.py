@@ -103,7 +103,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str], int, list[str]]] = {
         [check("worker_process", "failed", "crash_loop", component="host", kind="process")],
         [],
         2,
-        ["repair_programs", "escalate"],
+        ["repair_programs", "enable_flash_fallback", "escalate"],
     ),
     "web_service_down": (
         [

@@ -34,7 +34,7 @@ def test_a_websocket_supervisord_gave_up_on_is_a_crash_loop_repaired_before_a_re
         host="sandbox-01",
     )
     assert _types(result) == (["crash_loop"], ["websocket_service_down"])
-    assert result["level"] == 2 and plan_ids(result) == ["repair_programs", "escalate"]
+    assert result["level"] == 2 and plan_ids(result) == ["repair_programs", "enable_flash_fallback", "escalate"]
 
 
 def test_a_web_in_a_crash_loop_keeps_the_web_outage_level() -> None:
@@ -47,7 +47,7 @@ def test_a_web_in_a_crash_loop_keeps_the_web_outage_level() -> None:
     )
     assert _types(result) == (["crash_loop"], ["web_service_down"])
     assert result["level"] == 1, "takes the level of the outage it explains"
-    assert plan_ids(result) == ["repair_programs", "escalate"]
+    assert plan_ids(result) == ["repair_programs", "enable_flash_fallback", "escalate"]
 
 
 def test_a_stopped_program_is_still_a_restartable_outage() -> None:
