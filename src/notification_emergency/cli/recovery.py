@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from notification_emergency.api import EmergencyToolkit
     from notification_emergency.probes import Probe
     from notification_emergency.results import ActionResult
-    from notification_emergency.watch import HostState, OnFailure
+    from notification_emergency.watch import Hold, HostState, OnFailure
 
 
 @shared(RUN)
@@ -119,10 +119,20 @@ def watch(
             "what probes cannot; 0 turns them off.",
         ),
     ] = 30.0,
+    tend_every: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            max=WEEK,
+            help="Seconds between passes over the hosts auto-recover put on flash messages, which are rolled "
+            "forward to WebSocket once it has been healthy for 60 s (not with --no-recover).",
+        ),
+    ] = 10.0,
     *,
     opts: Common,
 ) -> None:
-    """Probe the hosts directly (no playbook) every interval; on a confirmed failure start auto-recover.
+    """Probe the hosts directly (no playbook) every interval; on a confirmed failure start auto-recover;
+    roll hosts that auto-recover put on flash messages forward to WebSocket once it is healthy again.
 
     Ctrl-C (or SIGTERM, as systemd sends) stops it cleanly after the round in progress; a recovery in
     progress is finished first. Example: notification-emergency watch --interval 0.5 --limit sandbox-01
@@ -135,6 +145,12 @@ def watch(
     def on_probe(probe: Probe, _state: HostState) -> None:
         if opts.verbose:
             emit("probe", probe.host, status=probe.status, latency_ms=probe.latency_ms, problems=probe.problems)
+
+    def tend(hold: Hold) -> dict[str, str]:
+        done = kit.tend_fallbacks(opts.limit, hold=hold)
+        for host, line in done.items():
+            emit("fallback", host, action=line)
+        return done
 
     try:
         kit = toolkit(opts)
@@ -149,6 +165,8 @@ def watch(
             on_probe=on_probe,
             on_change=on_change,
             deep_every=deep_every,
+            tend=tend if recover else None,
+            tend_every=tend_every,
         )
     except ToolkitError as exc:
         fail(exc.message, exc.exit_code, opts.as_json)

@@ -251,6 +251,10 @@ def run_drill(
         # The engine's fallback: when users were on flash messages (from injection), and back on WebSocket.
         "fell_back": on_flash is not None,
         "on_flash_s": _seconds(exercise.injected_at, on_flash),
+        # How long users went without their notifications: until the host was recovered or on flash messages.
+        "served_again_s": min(
+            (s for s in (mttr, _seconds(exercise.injected_at, on_flash)) if s is not None), default=None
+        ),
         "parts_s": {
             "detect": _seconds(exercise.injected_at, detected_at),
             "decide": timings.get("check_s"),
