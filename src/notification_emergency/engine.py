@@ -388,7 +388,7 @@ class RecoveryEngine:
                 groups.setdefault((step.step, json.dumps(step.extra_vars, sort_keys=True)), []).append((host, step))
             for members in groups.values():
                 self._run_step(members, cases)
-            for host in [h for h in active if cases[h].recovered_by is not None or cases[h].out_of_time]:
+            for host in [h for h in active if cases[h].recovered_by is not None]:
                 del active[host]
 
     def _run_step(self, members: list[tuple[str, StepDecision]], cases: dict[str, _Case]) -> None:
@@ -443,7 +443,7 @@ class RecoveryEngine:
             if run.status == "timeout":
                 outcome = f"timed out: stopped after {timeout} s, the rest of the auto-recover budget"
                 healthy = False
-                case.out_of_time = True
+                case.deadline = min(case.deadline, time.monotonic())  # spent: the next round skips the rest
             fell_back = healthy and bool(STEPS[step.step].get("fallback"))
             if fell_back:
                 outcome = ON_FLASH

@@ -146,3 +146,30 @@ def test_a_host_that_turns_the_fallback_off_is_escalated_instead(
     skipped = {action["step"]: action.get("reason") for action in row["actions"] if action["outcome"] == "skipped"}
     assert "notification_auto_fallback" in (skipped.get("enable_flash_fallback") or ""), row["actions"]
     assert sandbox_host.health()["mode"] == "websocket", "the host stayed in WebSocket mode"
+
+
+def test_a_step_that_would_outlast_the_budget_is_stopped_and_the_host_escalated(
+    toolkit: EmergencyToolkit, sandbox_host: SandboxHost
+) -> None:
+    """auto-recover never runs past its budget: the restart's health gate would wait 20 s for a WebSocket that
+    cannot start, the budget leaves it a few seconds, so ansible-runner stops the playbook; the step is
+    recorded as timed out, nothing else runs, the host is escalated saying why, and the host lock is free."""
+    engine = toolkit.recovery_engine(Policy(throttle_s=0.0, budget_s=12.0, restart_health_timeout_s=20))
+    port = int(sandbox_host.vars["notification_service_websocket_port"])
+    sandbox_host.supervisorctl("stop", "notification-websocket")
+    release = hold_port(port)
+    started = time.monotonic()
+    try:
+        result = engine.auto_recover(sandbox_host.name)
+    finally:
+        release()
+    took = time.monotonic() - started
+    row = result.hosts[sandbox_host.name]
+    assert result.exit_code == 3 and row["status"] == "escalated", row
+    outcomes = {action["step"]: action["outcome"] for action in row["actions"]}
+    assert outcomes["restart_websocket"].startswith("timed out"), outcomes
+    assert outcomes["enable_flash_fallback"] == "skipped", "nothing runs past the budget"
+    assert "budget (12 s) ran out" in row["line"], row["line"]
+    assert took < 12 + 30, f"auto-recover took {took:.0f} s"  # the budget, plus the escalation's own playbook
+    assert sandbox_host.health()["mode"] == "websocket"
+    assert toolkit.restart(["websocket"], limit=sandbox_host.name).ok, "the stopped run left no lock behind"
