@@ -11,9 +11,10 @@ short_description: Check every component of the notification service in one call
 version_added: "0.1.0"
 description:
   - Checks the web process (C(GET /health)), the WebSocket process (a real Socket.IO handshake on the
-    namespace and an acknowledged C(ping) round trip), Redis (C(PING), memory and the C(notification:pending)
-    backlog), the database (a query), TCP ports, the supervisord or systemd services, free disk space and
-    files, and returns one structured result (C(docs/health-result.md) is the contract).
+    namespace and an acknowledged C(ping) round trip), Redis (C(PING), memory, the C(notification:pending)
+    backlog and a write probe), the database (a query and a write probe), TCP ports, the supervisord or
+    systemd services, free disk space and files, and returns one structured result (C(docs/health-result.md)
+    is the contract).
   - Every protocol is spoken with the Python standard library (the WebSocket upgrade, Engine.IO, Socket.IO
     and Redis RESP by hand); only PyYAML (to read O(config)) and, for a PostgreSQL database, psycopg are
     needed on the host.
@@ -22,7 +23,9 @@ description:
   - Checks run concurrently. Each is bounded by its own O(timeout) and the call by O(deadline); a check still
     running then is reported C(failed) with reason C(timeout). The call never waits for the sum.
   - The module does not fail when the service is unhealthy (only on bad arguments) unless
-    O(fail_on_unhealthy=true). It changes nothing (C(changed) is always false) and behaves the same in check mode.
+    O(fail_on_unhealthy=true). It changes nothing the service reads (C(changed) is always false; the write
+    probes write an expiring key of their own and roll back their transaction) and behaves the same in check
+    mode.
   - Passwords in URLs are masked in the result and the API token never appears in it.
 options:
   config:
@@ -185,6 +188,16 @@ options:
         description: redis - an oldest pending notification older than this is C(degraded) with reason
           C(backlog). Defaults to O(pending_max_age_s).
         type: float
+      write_probe:
+        description:
+          - redis - after the reads, C(SET notification:health:probe <time> PX 10000) (a key of its own that
+            expires, never the pending queue); an error reply (a read-only replica, C(OOM) with noeviction,
+            C(MISCONF)) fails the check with reason C(write_refused) and the server's error as evidence.
+          - database - SQLite, a write transaction on a read-write connection of its own that is rolled back
+            (a read-only file or filesystem, a database locked for writes refuse it); PostgreSQL,
+            C(pg_is_in_recovery()) (a standby refuses writes). A refusal is reason C(write_refused).
+          - Default true; V(false) for a Redis user or database role that may only read.
+        type: bool
       query:
         description:
           - database - the read-only query to run (default C(SELECT count(*\) FROM notifications)); evidence
@@ -373,8 +386,9 @@ checks:
     - One entry per check, keyed by its name - C(name), C(component), C(kind), C(critical), C(status),
       C(latency_ms), C(error) (short text when not healthy), C(reason) (C(refused), C(timeout), C(unreachable),
       C(bad_status), C(bad_answer), C(slow), C(auth), C(missing), C(stale), C(checksum), C(low_space),
-      C(backlog), C(not_running), C(crash_loop) (the manager gave up on the program - FATAL, BACKOFF, a spawn
-      error), C(not_defined), C(manager_down) (supervisord or systemd itself does not answer) or C(error)) and
+      C(backlog), C(write_refused) (Redis or the database answers but refuses writes), C(not_running),
+      C(crash_loop) (the manager gave up on the program - FATAL, BACKOFF, a spawn error), C(not_defined),
+      C(manager_down) (supervisord or systemd itself does not answer) or C(error)) and
       C(evidence), whose keys depend on the kind (C(docs/health-result.md) lists them).
   returned: always
   type: dict
@@ -453,6 +467,7 @@ def main():
         key=dict(type="str", no_log=False),
         pending_max_length=dict(type="int"),
         pending_max_age_s=dict(type="float"),
+        write_probe=dict(type="bool"),
         query=dict(type="str"),
         host=dict(type="str"),
         port=dict(type="int"),

@@ -4,7 +4,9 @@ Every check speaks its protocol itself with the standard library (HTTP, Socket.I
 ``notification_socketio``, Redis RESP through ``notification_redis``, SQLite, supervisord's XML-RPC through
 ``notification_services``), so a host needs nothing but Python and, for a PostgreSQL database only, psycopg.
 A check fills ``evidence`` as it goes and raises CheckProblem (or CheckTimeout, OSError) when the component is
-not healthy; ``notification_health`` runs them and turns that into the result. Nothing here writes anything.
+not healthy; ``notification_health`` runs them and turns that into the result. Nothing here writes anything the
+service reads: the write probes write a Redis key of their own that expires by itself, and open a database write
+transaction that is rolled back.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ansible.module_utils.notification_common import (
 from ansible.module_utils.notification_redis import (
     PENDING_KEY,
     RedisError,
+    Resp,
     open_session,
     parse_redis_url,
     redis_auth_problem,
@@ -73,6 +76,10 @@ DEFAULT_COMPONENT = {
 NETWORK_KINDS = frozenset({"http", "websocket", "redis", "database", "tcp"})
 
 DEFAULT_QUERY = "SELECT count(*) FROM notifications"
+PROBE_KEY = "notification:health:probe"  # the redis write probe's own key (expires after PROBE_TTL_MS)
+PROBE_TTL_MS = 10000
+# Error replies of a Redis that answers but refuses writes (a read-only replica, out of memory, a failed save).
+WRITE_REFUSALS = ("READONLY", "OOM", "MISCONF", "NOREPLICAS")
 MAX_BODY = 64 * 1024  # bytes of an HTTP body that are read and matched
 HASH_LIMIT = 1024 * 1024  # file checks hash files up to this size even without an expected checksum
 
@@ -247,13 +254,19 @@ def check_redis(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], c
     url = opts["url"]
     target = parse_redis_url(url)
     key = opts.get("key") or PENDING_KEY
-    evidence.update(url=shown_url(url), ping=None, used_memory=None, pending_queue_length=None)
+    evidence.update(url=shown_url(url), ping=None, used_memory=None, pending_queue_length=None, write=None)
     evidence["pending_oldest_age_s"] = None
     try:
         redis = open_session(target, deadline, opts.get("validate_certs", True))
         try:
             deadline.step = "waiting for PING"
-            evidence["ping"] = redis.call("PING")
+            try:
+                evidence["ping"] = redis.call("PING")
+            except RedisError as exc:
+                # After a failed save (MISCONF) Redis refuses PING as it refuses writes; it does answer.
+                if not str(exc).startswith(WRITE_REFUSALS):
+                    raise
+                evidence["ping"] = trim(str(exc))
             select_db(redis, target, deadline)
             deadline.step = "reading INFO memory"
             info = redis.call("INFO", "memory") or ""
@@ -263,6 +276,7 @@ def check_redis(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], c
             length = redis.call("ZCARD", key)
             evidence["pending_queue_length"] = length
             oldest = redis.call("ZRANGE", key, "0", "0", "WITHSCORES") if length else []
+            refused = _redis_write_probe(redis, opts, deadline, evidence, context)
         finally:
             redis.close()
     except RedisError as exc:
@@ -270,6 +284,8 @@ def check_redis(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], c
         if problem:
             raise problem from None
         raise CheckProblem("bad_answer", f"Redis answered an error while {deadline.step}: {exc}") from None
+    if refused:
+        raise CheckProblem("write_refused", f"Redis answers but refuses writes: {refused}")
     if evidence["ping"] != "PONG":
         raise CheckProblem("bad_answer", f"PING was answered {evidence['ping']!r}, expected 'PONG'")
     if oldest:
@@ -283,6 +299,26 @@ def check_redis(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], c
         raise CheckProblem(
             "backlog", f"the oldest pending notification in {key} waits for {age:g}s, more than {max_age:g}s", DEGRADED
         )
+
+
+def _redis_write_probe(
+    redis: Resp, opts: dict[str, Any], deadline: Deadline, evidence: dict[str, Any], context: Context
+) -> str | None:
+    """Write a key of the check's own that expires by itself (never the pending queue): a Redis that answers
+    PING but refuses writes (a read-only replica, out of memory with noeviction, MISCONF after a failed save)
+    stops live delivery. Returns the server's error reply when it refuses, None when it writes (or when
+    write_probe is off)."""
+    if opts.get("write_probe") is False:
+        return None
+    deadline.step = f"writing the probe key {PROBE_KEY}"
+    try:
+        redis.call("SET", PROBE_KEY, str(round(context.now(), 3)), "PX", str(PROBE_TTL_MS))
+    except RedisError as exc:
+        evidence["write"] = "refused"
+        evidence["write_error"] = trim(str(exc))
+        return str(exc)
+    evidence["write"] = "ok"
+    return None
 
 
 # -- database ---------------------------------------------------------------------------------------------
@@ -300,14 +336,14 @@ def check_database(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any]
     url = opts["url"]
     query = opts.get("query") or DEFAULT_QUERY
     dialect, target = parse_database_url(url, opts.get("base_dir"))
-    evidence.update(url=shown_url(url), dialect=dialect, query=query, rows=None)
+    evidence.update(url=shown_url(url), dialect=dialect, query=query, rows=None, write=None)
     if dialect == "sqlite":
-        _sqlite_query(target, query, deadline, evidence)
+        _sqlite_query(target, query, deadline, evidence, opts)
     else:
-        _postgresql_query(target, query, deadline, evidence)
+        _postgresql_query(target, query, deadline, evidence, opts)
 
 
-def _sqlite_query(path: str, query: str, deadline: Deadline, evidence: dict[str, Any]) -> None:
+def _sqlite_query(path: str, query: str, deadline: Deadline, evidence: dict[str, Any], opts: dict[str, Any]) -> None:
     if not os.path.exists(path):
         raise CheckProblem("missing", f"SQLite database {path} does not exist")
     deadline.step = f"opening {path} read-only"
@@ -327,9 +363,41 @@ def _sqlite_query(path: str, query: str, deadline: Deadline, evidence: dict[str,
     finally:
         connection.close()
     evidence["rows"] = _first_value(rows)
+    if opts.get("write_probe") is not False:
+        _sqlite_write_probe(path, deadline, evidence)
 
 
-def _postgresql_query(uri: str, query: str, deadline: Deadline, evidence: dict[str, Any]) -> None:
+def _sqlite_write_probe(path: str, deadline: Deadline, evidence: dict[str, Any]) -> None:
+    """A write transaction that is rolled back, on a read-write connection of its own: a read-only file or
+    filesystem, or a database another connection holds locked for writes, refuses it (reason write_refused).
+    SQLite opens a file it cannot write read-only without a word, so the probe writes (the user_version it
+    reads back, in the transaction it rolls back) rather than only taking the write lock."""
+    deadline.step = f"opening {path} read-write for the write probe"
+    connection = sqlite3.connect(
+        # Half of what is left waiting for another writer: a write lock held longer than that is a refusal.
+        f"file:{quote(path)}?mode=rw",
+        uri=True,
+        timeout=max(0.05, deadline.remaining() / 2),
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    try:
+        deadline.step = "the write probe (BEGIN IMMEDIATE, a write, ROLLBACK)"
+        connection.execute("BEGIN IMMEDIATE")
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        connection.execute(f"PRAGMA user_version = {version}")
+        evidence["write"] = "ok"
+    except sqlite3.DatabaseError as exc:
+        evidence["write"] = "refused"
+        evidence["write_error"] = trim(str(exc))
+        raise CheckProblem("write_refused", f"the database answers queries but refuses writes: {exc}") from None
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        connection.close()
+
+
+def _postgresql_query(uri: str, query: str, deadline: Deadline, evidence: dict[str, Any], opts: dict[str, Any]) -> None:
     psycopg = import_psycopg()
     deadline.step = "connecting to PostgreSQL"
     statement_ms = max(1, int(deadline.remaining() * 1000))
@@ -347,6 +415,11 @@ def _postgresql_query(uri: str, query: str, deadline: Deadline, evidence: dict[s
     try:
         deadline.step = "running the query"
         rows = connection.execute(query).fetchmany(1000)
+        if opts.get("write_probe") is not False:
+            # The session is read-only on purpose; a server in recovery (a standby) refuses every write.
+            deadline.step = "the write probe (pg_is_in_recovery())"
+            in_recovery = connection.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            evidence["write"] = "refused" if in_recovery else "ok"
     except psycopg.errors.QueryCanceled:
         raise CheckTimeout() from None
     except psycopg.Error as exc:
@@ -354,6 +427,9 @@ def _postgresql_query(uri: str, query: str, deadline: Deadline, evidence: dict[s
     finally:
         connection.close()
     evidence["rows"] = _first_value(rows)
+    if evidence.get("write") == "refused":
+        evidence["write_error"] = "the server is in recovery (a standby): it refuses writes"
+        raise CheckProblem("write_refused", "the database answers queries but refuses writes: it is a standby")
 
 
 def _postgresql_problem(exc: Exception) -> Exception:

@@ -5,6 +5,7 @@ Redis is never the arbiter (the database is); every call here is best effort and
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -15,6 +16,19 @@ CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 1.0, "socket_timeout
 # The Socket.IO pub/sub listener blocks on the socket for as long as nothing is published, so it gets a
 # connect timeout and TCP keepalive but no read timeout.
 LISTENER_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_keepalive": True}
+
+
+# The health checks' write probe: a key of its own that expires by itself (never the pending queue).
+PROBE_KEY = "notification:health:probe"
+PROBE_TTL_MS = 10000
+
+
+def ping_and_write(conn: redis.Redis) -> None:
+    """PING, then write the probe key: a Redis that answers but refuses writes (a read-only replica, out of
+    memory under noeviction, MISCONF) raises its own error here, so /health reports it failed while live
+    delivery cannot work."""
+    conn.ping()
+    conn.set(PROBE_KEY, repr(time.time()), px=PROBE_TTL_MS)
 
 
 def client(url: str) -> redis.Redis:

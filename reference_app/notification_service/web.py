@@ -313,7 +313,7 @@ def create_app(config: Config) -> Flask:
             pending = db.pending_counts()
 
         def check_redis() -> None:
-            resources.redis(config).ping()
+            redisq.ping_and_write(resources.redis(config))
 
         def check_websocket() -> dict[str, Any]:
             if not config.websocket.enabled:

@@ -143,7 +143,7 @@ def create_ws_app(config: Config) -> Flask:
     @app.get("/health")
     def health() -> Any:
         components: dict[str, dict[str, Any]] = {}
-        for name, check in (("database", db.ping), ("redis", redis_conn.ping)):
+        for name, check in (("database", db.ping), ("redis", lambda: redisq.ping_and_write(redis_conn))):
             started = time.perf_counter()
             try:
                 check()

@@ -238,7 +238,14 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             {
                 "id": "database_check_failed",
                 "description": "a database-component check failed",
-                "check": {"component": ["database"], "status": ["failed"], "reason_not": ["slow"]},
+                "check": {"component": ["database"], "status": ["failed"], "reason_not": ["slow", "write_refused"]},
+            },
+            {
+                # Its own signal, not its own type: the same level and plan fit (a read-only file or filesystem,
+                # a standby, a write lock held for long are repaired by a human; the engine never touches data).
+                "id": "database_refuses_writes",
+                "description": "the database answers queries but refuses the write probe (reason write_refused)",
+                "check": {"component": ["database"], "status": ["failed"], "reason": ["write_refused"]},
             },
             {
                 "id": "web_reports_database_failed",
@@ -364,6 +371,37 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         "explains": [{"type": "web_service_down"}, {"type": "websocket_service_down"}],
         "plan": ["restore_config", "restart_web", "restart_websocket", "escalate"],
     },
+    "redis_write_refused": {
+        "title": "Redis refuses writes",
+        "description": (
+            "Redis answers PING but refuses writes (a read-only replica, out of memory under noeviction, MISCONF "
+            "after a failed save): notifications are stored but no longer queued or published live. A restart "
+            "resets runtime settings (CONFIG SET, REPLICAOF) to the deployed ones; users go on flash messages "
+            "when it does not help."
+        ),
+        "component": "redis",
+        "base_level": 2,
+        "signals": [
+            {
+                "id": "redis_write_probe_refused",
+                "description": "the redis check's write probe got an error reply (reason write_refused)",
+                "check": {"component": ["redis"], "status": ["failed"], "reason": ["write_refused"]},
+            },
+            {
+                "id": "redis_write_refused_logged",
+                "description": "a message carries Redis's refusal of a write (READONLY, OOM, MISCONF)",
+                "messages": [
+                    r"\bredis\.exceptions\.(ReadOnlyError|OutOfMemoryError)\b",
+                    r"\bREADONLY You can't write against a read only replica\b",
+                    r"\bOOM command not allowed\b",
+                    r"\bMISCONF\b",
+                ],
+            },
+        ],
+        # The web's /health reports Redis failed (its own write probe): that is this refusal, not an outage.
+        "explains": [{"type": "redis_unavailable", "when_reasons": ["bad_answer", "bad_status"]}],
+        "plan": ["restart_redis", "enable_flash_fallback", "escalate"],
+    },
     "redis_unavailable": {
         "title": "Redis unavailable",
         "description": "Redis (message queue and pending store) does not answer PING or refuses commands.",
@@ -373,7 +411,11 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             {
                 "id": "redis_check_failed",
                 "description": "a redis-component check failed (not slow, not a backlog)",
-                "check": {"component": ["redis"], "status": ["failed"], "reason_not": _SLOW_OR_BACKLOG},
+                "check": {
+                    "component": ["redis"],
+                    "status": ["failed"],
+                    "reason_not": [*_SLOW_OR_BACKLOG, "write_refused"],
+                },
             },
             {
                 "id": "web_reports_redis_failed",
@@ -512,7 +554,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         ],
         # A full disk makes SQLite writes and Redis persistence fail with errors (not with refused/timeout).
         "explains": [
-            {"type": "database_unavailable", "when_reasons": ["error", "bad_answer"]},
+            {"type": "database_unavailable", "when_reasons": ["error", "bad_answer", "write_refused"]},
             {"type": "redis_unavailable", "when_reasons": ["error", "bad_answer"]},
         ],
         "plan": ["prune_logs", "prune_backups", "escalate"],

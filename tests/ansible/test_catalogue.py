@@ -133,6 +133,19 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str], int, list[str]]] = {
         2,
         ["restart_redis", "enable_flash_fallback", "escalate"],
     ),
+    "redis_write_refused": (
+        [
+            check(
+                "redis",
+                "failed",
+                "write_refused",
+                error="Redis answers but refuses writes: READONLY You can't write against a read only replica.",
+            )
+        ],
+        [],
+        2,
+        ["restart_redis", "enable_flash_fallback", "escalate"],
+    ),
     "websocket_service_down": (
         [check("websocket", "failed", "refused", error="connection refused")],
         [],
@@ -675,6 +688,7 @@ def test_a_failure_types_component_is_the_one_its_signals_watch() -> None:
         "web_service_down": "web",
         "database_unavailable": "database",
         "redis_unavailable": "redis",
+        "redis_write_refused": "redis",
         "websocket_service_down": "websocket",
         "delivery_backlog": "websocket",  # no component signal: a backlog is WebSocket delivery falling behind
     }

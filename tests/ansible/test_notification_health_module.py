@@ -222,6 +222,7 @@ def test_sqlite(module_runner: Any, tmp_path: Path) -> None:
         "dialect": "sqlite",
         "query": "SELECT count(*) FROM notifications",
         "rows": 3,
+        "write": "ok",
     }
     custom = one(module_runner, {"kind": "database", "url": f"sqlite:///{db}", "query": "SELECT id FROM notifications"})
     assert custom["evidence"]["rows"] == 3
@@ -245,6 +246,7 @@ def test_postgresql(module_runner: Any, notifications_pg: str) -> None:
     check = one(module_runner, {"kind": "database", "url": notifications_pg})
     assert check["status"] == "healthy", check["error"]
     assert check["evidence"]["dialect"] == "postgresql" and check["evidence"]["rows"] == 3
+    assert check["evidence"]["write"] == "ok"  # a primary, not a standby in recovery
     wrong = one(module_runner, {"kind": "database", "url": notifications_pg + "_nope"})
     assert wrong["status"] == "failed" and wrong["reason"] == "missing" and "does not exist" in wrong["error"]
 
