@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import requests
 import yaml
 
-from notification_emergency.drills import process_faults
+from notification_emergency.drills import process_faults, resource_faults
 from notification_emergency.drills.sandbox import SandboxHost, Undo
 from notification_emergency.errors import BadInput
 
@@ -288,6 +288,22 @@ FAULTS: dict[str, Fault] = {
             True,
             process_faults.supervisord_killed,
             deep=True,
+        ),
+        Fault(
+            "redis_read_only",
+            "Redis becomes a read-only replica of a master that does not exist: it answers PING and reads, and "
+            "refuses every write (READONLY), so no notification is queued or published live.",
+            "redis_write_refused",
+            True,
+            resource_faults.redis_read_only,
+        ),
+        Fault(
+            "redis_out_of_memory",
+            "Redis runs out of memory under the noeviction policy (maxmemory far under its use): it answers PING "
+            "and reads, and refuses writes (OOM).",
+            "redis_write_refused",
+            True,
+            resource_faults.redis_out_of_memory,
         ),
     )
 }
