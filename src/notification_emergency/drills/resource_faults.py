@@ -24,7 +24,9 @@ def _client(host: SandboxHost) -> redis.Redis:
             f"{host.target.host} has no notification_sandbox_redis_port in the inventory: the write-refusal "
             "drills need the sandbox host's private Redis"
         )
-    return redis.Redis(host="127.0.0.1", port=int(port), socket_timeout=5, socket_connect_timeout=5)
+    return redis.Redis(
+        host="127.0.0.1", port=int(port), socket_timeout=5, socket_connect_timeout=5, decode_responses=True
+    )
 
 
 def _closed_port() -> int:
@@ -39,12 +41,12 @@ def redis_read_only(host: SandboxHost) -> Undo:
     """REPLICAOF a master that does not exist: Redis serves reads (stale data allowed) and refuses every
     write with READONLY."""
     client = _client(host)
-    client.execute_command("REPLICAOF", "127.0.0.1", str(_closed_port()))
+    client.replicaof("127.0.0.1", _closed_port())
 
     def undo() -> None:
         with contextlib.closing(client):
             if client.info("replication").get("role") != "master":  # the engine's restart did not reset it
-                client.execute_command("REPLICAOF", "NO", "ONE")
+                client.replicaof("NO", "ONE")
 
     return undo
 
@@ -53,7 +55,10 @@ def redis_out_of_memory(host: SandboxHost) -> Undo:
     """maxmemory far under what Redis uses, with the noeviction policy: every write that may need memory is
     refused with OOM."""
     client = _client(host)
-    original = client.config_get("maxmemory")["maxmemory"], client.config_get("maxmemory-policy")["maxmemory-policy"]
+    original = (
+        str(client.config_get("maxmemory")["maxmemory"]),
+        str(client.config_get("maxmemory-policy")["maxmemory-policy"]),
+    )
     client.config_set("maxmemory-policy", "noeviction")
     client.config_set("maxmemory", "1")
 
