@@ -125,6 +125,12 @@ def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_it
     assert sorted(d["title"] for d in ours) == [f"outage {tag} #{n}" for n in range(5)], "none lost, none twice"
     assert {(d["state"], d["channel"]) for d in ours} == {("delivered", "flash")}, ours
     assert _stats(sandbox_host)["pending"]["websocket"] == 0
+    # Each switch is a step of the incident in the report (and so in the dashboard's timeline).
+    (toolkit.home / "report").mkdir()
+    report = toolkit.generate_report(toolkit.home / "report", include_status=False)
+    assert report.ok, report.message
+    markdown = "\n".join(p.read_text() for p in (toolkit.home / "report").glob("*.md"))
+    assert "on flash messages" in markdown and "recovered" in markdown, markdown[-2000:]
     assert engine.tender.tend(sandbox_host.name) == {}, "nothing on fallback any more"
 
 
