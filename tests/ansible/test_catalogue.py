@@ -394,7 +394,16 @@ def test_merged_plan_first_occurrence_wins() -> None:
     assert plan[0]["for_types"] == ["websocket_service_down", "delivery_backlog"]
     kept = merge_plans(["delivery_backlog", "websocket_service_down"], keep_order=True)
     assert [step["id"] for step in kept][:2] == ["restart_websocket", "drain_backlog_to_flash"]
-    assert set(plan[0]) == {"id", "label", "action", "description", "automatic", "touches_data", "fallback", "for_types"}
+    assert set(plan[0]) == {
+        "id",
+        "label",
+        "action",
+        "description",
+        "automatic",
+        "touches_data",
+        "fallback",
+        "for_types",
+    }
 
 
 @pytest.mark.parametrize("seed", range(5))
