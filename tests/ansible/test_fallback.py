@@ -179,3 +179,20 @@ def test_a_step_that_would_outlast_the_budget_is_stopped_and_the_host_escalated(
     assert took < 12 + 30, f"auto-recover took {took:.0f} s"  # the budget, plus the escalation's own playbook
     assert sandbox_host.health()["mode"] == "websocket"
     assert toolkit.restart(["websocket"], limit=sandbox_host.name).ok, "the stopped run left no lock behind"
+
+
+def test_past_the_fallback_budget_users_go_on_flash_messages_first(
+    toolkit: EmergencyToolkit, sandbox_host: SandboxHost
+) -> None:
+    """Detected long enough ago (here: a budget of 0 s), the engine does not try the restart first: the host
+    goes on flash messages at once, the skipped step saying why."""
+    engine = toolkit.recovery_engine(Policy(throttle_s=0.0, fallback_budget_s=0.0))
+    sandbox_host.supervisorctl("stop", "notification-websocket")
+    row = engine.auto_recover(sandbox_host.name).hosts[sandbox_host.name]
+    assert row["status"] == "fallback", row
+    assert [(a["step"], a["outcome"]) for a in row["actions"]] == [
+        ("restart_websocket", "skipped"),
+        ("enable_flash_fallback", "on flash messages"),
+    ]
+    assert "fallback budget (0 s from detection) ran out" in row["actions"][0]["reason"]
+    assert sandbox_host.health()["mode"] == "legacy"
