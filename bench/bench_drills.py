@@ -86,7 +86,7 @@ def efficacy(toolkit: EmergencyToolkit, host: str, repeat: int) -> list[dict[str
                 "mttr_s": median([j["mttr_s"] for j in journals]),
                 "served_again_s": median([j["served_again_s"] for j in journals]),
                 "fell_back": any(j["fell_back"] for j in journals),
-                "clean_after": all(j["healthy_after"] for j in journals),
+                "clean_after": all(j["healthy_after"] and j["left_as_found"] for j in journals),
             }
         )
         print(f"{name}: {rows[-1]}", flush=True)

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from notification_emergency.drills.aftercheck import left_as_found
 from notification_emergency.drills.faults import FAULTS, Fault
 from notification_emergency.drills.sandbox import (
     DRILL_DEEP_EVERY,
@@ -219,6 +220,9 @@ def run_drill(
     )
     row = exercise.row(host)
     final = probe(toolkit.fleet.target(host), timeout=2.0)
+    hostvars = toolkit.fleet.hostvars(host)
+    ports = {int(v) for k, v in hostvars.items() if k.endswith("_port") and str(v).isdigit()}
+    left = left_as_found(SandboxHost(toolkit.fleet.target(host), hostvars), ports)
     recovered, mttr = _recovery(toolkit, exercise, host)
     detected_at = exercise.detected.get(host)
     timings = row.get("timings", {})
@@ -246,6 +250,9 @@ def run_drill(
         "recovered": recovered,
         "escalation": (row.get("escalation") or {}).get("line"),
         "healthy_after": final.ok,
+        # Not worse than found: supervisord runs every program, no orphan, the ports held by its programs only.
+        "left_as_found": not left,
+        "left_problems": left,
         "mttd_s": _seconds(exercise.injected_at, detected_at),
         "mttr_s": mttr,
         # The engine's fallback: when users were on flash messages (from injection), and back on WebSocket.
@@ -264,6 +271,7 @@ def run_drill(
         "error": "; ".join(exercise.errors) or None,
         "matches_explain": matches_explain,
         "as_expected": not exercise.errors
+        and not left
         and matches_explain
         and (row.get("primary") == fault.expects or (fault.self_heals and row.get("primary") is None))
         and (recovered if fault.recovers else row.get("status") == "escalated")
