@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -151,6 +152,21 @@ class SandboxHost:
 
     def supervisorctl(self, *args: str) -> str:
         return supervisorctl(self.root, *args)
+
+    def stats(self) -> dict[str, Any]:
+        """The service's own delivery counts (``notification-service stats``: notifications, pending by channel)."""
+        answer = subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "notification-service"),
+                "stats",
+                "--config",
+                str(self.root / "etc" / "config.yml"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return dict(json.loads(answer.stdout))
 
     def health(self) -> dict[str, Any]:
         response = requests.get(f"{self.web_url}/health", timeout=5)

@@ -63,27 +63,16 @@ def test_each_drill_recovers_or_escalates_as_expected(
     assert written["fault"] == fault and written["as_expected"] is True
 
 
-def _delivery_stats(host: SharedHost) -> dict[str, Any]:
-    config = host.root / "etc" / "config.yml"  # (the sandbox runs the service from the project's venv)
-    answer = subprocess.run(
-        [str(VENV_BIN / "notification-service"), "stats", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dict(json.loads(answer.stdout))
-
-
 def test_a_backed_up_queue_is_escalated_then_drained_into_flash_without_losing_one(
     toolkit: EmergencyToolkit, sandbox_host: SharedHost
 ) -> None:
     """The engine may not move notifications (that touches data): it escalates a backlog. The on-call's step,
     drain-backlog, moves every waiting delivery into the flash store, once; a second drain changes nothing."""
-    before = _delivery_stats(sandbox_host)
+    before = sandbox_host.stats()
     journal = run_drill(toolkit, sandbox_host.name, "queue_backed_up", interval=0.25)
     assert journal["as_expected"] and journal["outcome"] == "escalated", journal
     assert "drain_backlog_to_flash: skipped" in journal["actions"], journal
-    after = _delivery_stats(sandbox_host)
+    after = sandbox_host.stats()
     piled = 1000 + 1 + 10  # the drill's count: one more than the default limit, and a margin
     assert after["pending"]["websocket"] == 0, after
     assert after["pending"]["flash"] - before["pending"]["flash"] >= piled, (before, after)

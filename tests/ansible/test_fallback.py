@@ -7,13 +7,10 @@ stored twice on the way (counted in the service's own database)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -23,7 +20,6 @@ from notification_emergency.drills.faults import hold_port
 from notification_emergency.engine import Policy
 from notification_emergency.fallback import websocket_healthy
 from tests.ansible.conftest import SandboxHost
-from tests.conftest import VENV_BIN
 
 # The sandbox's figures, shorter than production's (60 s streak, 30 s between starts) so the test is quick.
 POLICY = Policy(throttle_s=0.0, rollforward_after_s=3.0, canary_every_s=1.0, restart_health_timeout_s=5)
@@ -40,23 +36,13 @@ def toolkit(tmp_path: Path, sandbox_host: SandboxHost) -> Iterator[EmergencyTool
         assert kit.deactivate_emergency("pytest", limit=sandbox_host.name).ok
 
 
-def _stats(host: SandboxHost) -> dict[str, Any]:
-    answer = subprocess.run(
-        [str(VENV_BIN / "notification-service"), "stats", "--config", str(host.root / "etc" / "config.yml")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dict(json.loads(answer.stdout))
-
-
 def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_itself(
     toolkit: EmergencyToolkit, sandbox_host: SandboxHost
 ) -> None:
     engine = toolkit.recovery_engine(POLICY)
     target = toolkit.fleet.target(sandbox_host.name)
     port = int(sandbox_host.vars["notification_service_websocket_port"])
-    before = _stats(sandbox_host)
+    before = sandbox_host.stats()
     tag = uuid.uuid4().hex[:8]
     sandbox_host.supervisorctl("stop", "notification-websocket")
     release = hold_port(port)
@@ -77,7 +63,7 @@ def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_it
         assert steps[0][0] == "restart_websocket" and steps[0][1] != "recovered", steps
         assert steps[-1] == ("enable_flash_fallback", "on flash messages"), steps
         assert sandbox_host.health()["mode"] == "legacy", "users get flash messages"
-        on_flash = _stats(sandbox_host)
+        on_flash = sandbox_host.stats()
         assert on_flash["pending"]["websocket"] == 0, "every waiting notification was carried into flash"
         assert on_flash["pending"]["flash"] - before["pending"]["flash"] == 5, on_flash
         [notice] = toolkit.store.notifications()
@@ -124,7 +110,7 @@ def test_a_websocket_that_cannot_come_back_goes_to_flash_and_rolls_forward_by_it
     ours = [d for d in deliveries if d["title"].startswith(f"outage {tag} #")]
     assert sorted(d["title"] for d in ours) == [f"outage {tag} #{n}" for n in range(5)], "none lost, none twice"
     assert {(d["state"], d["channel"]) for d in ours} == {("delivered", "flash")}, ours
-    assert _stats(sandbox_host)["pending"]["websocket"] == 0
+    assert sandbox_host.stats()["pending"]["websocket"] == 0
     # Each switch is a step of the incident in the report (and so in the dashboard's timeline).
     (toolkit.home / "report").mkdir()
     report = toolkit.generate_report(toolkit.home / "report", include_status=False)
