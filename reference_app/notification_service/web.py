@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable
 from functools import wraps
 from pathlib import Path
@@ -25,7 +24,7 @@ from jinja2 import BaseLoader, Environment, TemplateNotFound
 from jinja2.loaders import split_template_path
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import __version__, redisq
+from . import __version__, healthcheck, redisq
 from .config import Config, ConfigHolder
 from .db import CHANNELS, Database, describe_error
 from .emergency import read_emergency
@@ -40,6 +39,14 @@ TITLE_MAX = 200
 MESSAGE_MAX = 5000
 JSON_MAX_DEPTH = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+# /health: each dependency check's own deadline (they run concurrently, so /health answers within about this
+# long whatever hangs), the latency over which a correct answer is reported slow, and the websocket process's
+# connect timeout. The websocket process's own /health answers within its shorter deadline (ws.py), so a
+# hung dependency of the websocket process is not mistaken for a hung websocket process.
+HEALTH_DEADLINE_S = 1.0
+HEALTH_SLOW_MS = 500.0
+WEBSOCKET_CONNECT_S = 0.5
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -166,17 +173,6 @@ def _bad_text(field: str, value: str) -> str | None:
     if "\x00" in value:
         return f"field {field!r} contains a NUL character (at character {value.index(chr(0))}); remove it"
     return None
-
-
-def _timed(check: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
-    """Run a component check; its result (or a failure) gets the latency in milliseconds."""
-    started = time.perf_counter()
-    try:
-        result = check() or {"status": "healthy"}
-    except Exception as exc:
-        result = {"status": "failed", "error": (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]}
-    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    return result
 
 
 def create_app(config: Config) -> Flask:
@@ -320,9 +316,10 @@ def create_app(config: Config) -> Flask:
                 return {"status": "disabled"}
             url = f"{config.websocket_base_url}/health"
             try:
-                response = requests.get(url, timeout=(1.0, 2.0))
+                response = requests.get(url, timeout=(WEBSOCKET_CONNECT_S, HEALTH_DEADLINE_S))
             except requests.RequestException as exc:
-                return {"status": "failed", "error": f"{url} unreachable: {type(exc).__name__}"}
+                reason = healthcheck.failure_reason(exc)
+                return {"status": "failed", "reason": reason, "error": f"{url} {reason}: {type(exc).__name__}"}
             try:
                 body = response.json()
             except ValueError:
@@ -343,12 +340,12 @@ def create_app(config: Config) -> Flask:
             status = "failed" if remote in (None, "failed") else "degraded"
             return {"status": status, "error": f"websocket process reports {remote or 'no status'}: {detail}"}
 
-        components = {
-            "web": _timed(check_web),
-            "database": _timed(check_database),
-            "redis": _timed(check_redis),
-            "websocket": _timed(check_websocket),
-        }
+        # Concurrently, each with its own deadline: a dependency that hangs is reported hung, never waited for.
+        components = healthcheck.run_checks(
+            {"web": check_web, "database": check_database, "redis": check_redis, "websocket": check_websocket},
+            HEALTH_DEADLINE_S,
+            HEALTH_SLOW_MS,
+        )
         emergency = read_emergency(config.emergency_file)
         needed = ["web", "database"]
         if config.mode == "websocket":
