@@ -31,6 +31,7 @@ from notification_emergency.catalogue import (
     level_info,
     merge_plans,
 )
+from tests.ansible.catalogue_process_cases import PROCESS_CASES
 from tests.conftest import ROOT
 
 # The reference service's default checks (docs/health-result.md): name -> (component, kind).
@@ -93,18 +94,7 @@ def types_of(result: dict[str, Any], key: str = "failures") -> list[str]:
 
 # One health result per catalogue entry: (type, changed checks, messages, level, plan ids).
 CASES: dict[str, tuple[list[dict[str, Any]], list[str], int, list[str]]] = {
-    "process_manager_down": (
-        [check("worker_process", "failed", "manager_down", component="host", kind="process")],
-        [],
-        2,
-        ["restore_process_manager", "escalate"],
-    ),
-    "crash_loop": (
-        [check("worker_process", "failed", "crash_loop", component="host", kind="process")],
-        [],
-        2,
-        ["repair_programs", "enable_flash_fallback", "escalate"],
-    ),
+    **PROCESS_CASES,
     "web_service_down": (
         [
             check("web", "failed", "refused", error="connection refused"),
@@ -132,6 +122,21 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str], int, list[str]]] = {
         [],
         2,
         ["restart_redis", "enable_flash_fallback", "escalate"],
+    ),
+    "configuration_drift": (
+        [
+            check(
+                "drift",
+                "failed",
+                "drift",
+                kind="file",
+                component="config",
+                evidence={"drift": {"web.port": {"config": 18010, "desired": 18000}}},
+            )
+        ],
+        [],
+        2,
+        ["restore_config", "restart_web", "restart_websocket", "escalate"],
     ),
     "redis_write_refused": (
         [
@@ -394,16 +399,8 @@ def test_merged_plan_first_occurrence_wins() -> None:
     assert plan[0]["for_types"] == ["websocket_service_down", "delivery_backlog"]
     kept = merge_plans(["delivery_backlog", "websocket_service_down"], keep_order=True)
     assert [step["id"] for step in kept][:2] == ["restart_websocket", "drain_backlog_to_flash"]
-    assert set(plan[0]) == {
-        "id",
-        "label",
-        "action",
-        "description",
-        "automatic",
-        "touches_data",
-        "fallback",
-        "for_types",
-    }
+    step_keys = {"id", "label", "action", "description", "automatic", "touches_data"}
+    assert set(plan[0]) == step_keys | {"fallback", "for_types"}
 
 
 @pytest.mark.parametrize("seed", range(5))
