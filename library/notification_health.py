@@ -21,7 +21,8 @@ description:
   - With O(config) the checks are derived from the service's C(config.yml); O(checks) adds checks, adjusts
     or replaces the derived ones, or disables them.
   - Checks run concurrently. Each is bounded by its own O(timeout) and the call by O(deadline); a check still
-    running then is reported C(failed) with reason C(timeout). The call never waits for the sum.
+    running then is reported C(failed) with reason C(hung) when the server accepted its connection, else
+    C(timeout). The call never waits for the sum.
   - The module does not fail when the service is unhealthy (only on bad arguments) unless
     O(fail_on_unhealthy=true). It changes nothing the service reads (C(changed) is always false; the write
     probes write an expiring key of their own and roll back their transaction) and behaves the same in check
@@ -384,8 +385,9 @@ counts:
 checks:
   description:
     - One entry per check, keyed by its name - C(name), C(component), C(kind), C(critical), C(status),
-      C(latency_ms), C(error) (short text when not healthy), C(reason) (C(refused), C(timeout), C(unreachable),
-      C(bad_status), C(bad_answer), C(slow), C(auth), C(missing), C(stale), C(checksum), C(low_space),
+      C(latency_ms), C(error) (short text when not healthy), C(reason) (C(refused), C(timeout), C(hung) (the
+      connection accepted, no answer in time), C(unreachable), C(bad_status), C(bad_answer), C(slow), C(auth),
+      C(missing), C(stale), C(checksum), C(low_space),
       C(backlog), C(write_refused) (Redis or the database answers but refuses writes), C(not_running),
       C(crash_loop) (the manager gave up on the program - FATAL, BACKOFF, a spawn error), C(not_defined),
       C(manager_down) (supervisord or systemd itself does not answer) or C(error)) and

@@ -140,6 +140,7 @@ def check_http(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], co
         conn = http.client.HTTPConnection(host, port, timeout=deadline.remaining())
     try:
         conn.connect()
+        deadline.connected = True
         sock = conn.sock  # the response keeps using it after the connection object lets go of it
         deadline.step = "sending the HTTP request"
         sock.settimeout(deadline.remaining())

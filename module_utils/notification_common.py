@@ -49,12 +49,19 @@ class CheckTimeout(Exception):
 
 
 class Deadline:
-    """What is left of one check's timeout; ``step`` says what the check is doing, for timeout messages."""
+    """What is left of one check's timeout; ``step`` says what the check is doing, for timeout messages;
+    ``connected`` whether the server accepted the check's connection (a timeout after it is a hung server)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.end = time.monotonic() + seconds
         self.step = "starting"
+        self.connected = False
+
+    def timeout_reason(self) -> str:
+        """``hung`` when the connection was accepted and no answer came in time, else ``timeout`` (the
+        connection itself could not be opened in time, or the check is not a network one)."""
+        return "hung" if self.connected else "timeout"
 
     def remaining(self) -> float:
         left = self.end - time.monotonic()
@@ -114,6 +121,7 @@ def connect(host: str, port: int, deadline: Deadline, tls: bool = False, validat
     """A TCP connection (TLS when asked) to ``host:port`` within what is left of ``deadline``."""
     deadline.step = f"connecting to {host}:{port}"
     sock = socket.create_connection((host, port), timeout=deadline.remaining())
+    deadline.connected = True
     if tls:
         deadline.step = f"negotiating TLS with {host}:{port}"
         sock.settimeout(deadline.remaining())

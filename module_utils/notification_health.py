@@ -10,6 +10,7 @@ same in check mode.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -74,8 +75,8 @@ def run_one(probe: Probe, context: Context) -> dict[str, Any]:
         CHECKS[spec.kind](spec, probe.deadline, probe.evidence, context)
     except CheckProblem as problem:
         return probe.result(problem.status, problem.reason, problem.error)
-    except (CheckTimeout, TimeoutError):
-        return probe.result(FAILED, "timeout", probe.deadline.timeout_message())
+    except (CheckTimeout, TimeoutError, socket.timeout):  # noqa: UP041 (not one before Python 3.10)
+        return probe.result(FAILED, probe.deadline.timeout_reason(), probe.deadline.timeout_message())
     except OSError as exc:
         mapped = os_error_problem(exc, probe.deadline)
         return probe.result(FAILED, mapped.reason, mapped.error)
@@ -135,7 +136,7 @@ def _collect(
                     error = f"timeout: still running at the call's {float(deadline_s)}s deadline"
                 else:
                     error = probe.deadline.timeout_message()
-                results[name] = probe.result(FAILED, "timeout", error)
+                results[name] = probe.result(FAILED, probe.deadline.timeout_reason(), error)
                 pending.discard(name)
         if pending:
             wait(

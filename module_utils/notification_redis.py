@@ -112,6 +112,7 @@ def _socket(target: RedisTarget, deadline: Deadline, validate_certs: bool) -> so
     try:
         sock.settimeout(deadline.remaining())
         sock.connect(target.unix_path)
+        deadline.connected = True
     except FileNotFoundError:
         sock.close()
         raise CheckProblem("refused", f"no Redis socket at {target.unix_path}") from None

@@ -43,8 +43,8 @@ def test_timeouts_run_concurrently(module_runner: Any, blackhole: Blackhole) -> 
     result = health(module_runner, checks, timeout=1, deadline=1)
     elapsed = time.monotonic() - started
     assert elapsed < 1.6, f"took {elapsed:.2f}s"
-    for name in "abcd":
-        assert result["checks"][name]["reason"] == "timeout"
+    for name in "abcd":  # each connection accepted, nothing answered
+        assert result["checks"][name]["reason"] == "hung"
     assert result["overall"] == "failed" and result["failed_checks"] == ["a", "b", "c", "d"]
 
 
