@@ -73,6 +73,32 @@ options:
         description: The WebSocket process.
         type: str
         default: notification-websocket
+  desired:
+    description:
+      - The desired state of the service, from the inventory (C(playbooks/health_check.yml) passes the
+        C(notification_service_*) variables the deploy renders C(config.yml) from). With O(config), the derived
+        checks look for the service where it says (the C(web), C(page), C(web_port), C(websocket) and
+        C(websocket_port) checks), as the direct probes and the dashboard do, not where C(config.yml) says.
+      - With O(config), a C(drift) check (file, component C(config)) compares C(config.yml) with the values given
+        and fails with reason C(drift) when one differs (evidence C(drift) lists C(config) and C(desired) per key).
+      - Only the values given are used and compared; without O(desired), C(config.yml) alone decides.
+    type: dict
+    suboptions:
+      web_host:
+        description: The web process's bind host (C(web.host)).
+        type: str
+      web_port:
+        description: The web process's port (C(web.port)).
+        type: int
+      websocket_host:
+        description: The WebSocket process's bind host (C(websocket.host)).
+        type: str
+      websocket_port:
+        description: The WebSocket process's port (C(websocket.port)).
+        type: int
+      websocket_public_url:
+        description: The URL clients reach the WebSocket process at (C(websocket.public_url)).
+        type: str
   checks:
     description:
       - Checks to run besides (or instead of) those derived from O(config).
@@ -242,6 +268,11 @@ options:
       min_size:
         description: file - a smaller file fails with reason C(bad_answer).
         type: int
+      desired:
+        description:
+          - file - a YAML file's keys (dotted, such as C(web.port)) and the values they must have; a difference
+            fails with reason C(drift). The derived C(drift) check uses it with the module's O(desired).
+        type: dict
   include:
     description: Run only the checks with these names.
     type: list
@@ -388,7 +419,8 @@ checks:
       C(latency_ms), C(error) (short text when not healthy), C(reason) (C(refused), C(timeout), C(hung) (the
       connection accepted, no answer in time), C(unreachable), C(bad_status), C(bad_answer), C(slow), C(auth),
       C(missing), C(stale), C(checksum), C(low_space),
-      C(backlog), C(write_refused) (Redis or the database answers but refuses writes), C(not_running),
+      C(backlog), C(write_refused) (Redis or the database answers but refuses writes), C(drift) (C(config.yml)
+      differs from O(desired)), C(not_running),
       C(crash_loop) (the manager gave up on the program - FATAL, BACKOFF, a spawn error), C(not_defined),
       C(manager_down) (supervisord or systemd itself does not answer) or C(error)) and
       C(evidence), whose keys depend on the kind (C(docs/health-result.md) lists them).
@@ -483,6 +515,7 @@ def main():
         max_age_s=dict(type="float"),
         sha256=dict(type="str"),
         min_size=dict(type="int"),
+        desired=dict(type="dict"),
     )
 
     module = AnsibleModule(
@@ -497,6 +530,16 @@ def main():
                 options=dict(
                     web=dict(type="str", default="notification-web"),
                     websocket=dict(type="str", default="notification-websocket"),
+                ),
+            ),
+            desired=dict(
+                type="dict",
+                options=dict(
+                    web_host=dict(type="str"),
+                    web_port=dict(type="int"),
+                    websocket_host=dict(type="str"),
+                    websocket_port=dict(type="int"),
+                    websocket_public_url=dict(type="str"),
                 ),
             ),
             checks=dict(type="list", elements="dict", options=check_options),

@@ -42,6 +42,7 @@ from ansible.module_utils.notification_common import (
     ssl_context,
     trim,
 )
+from ansible.module_utils.notification_drift import check_drift
 from ansible.module_utils.notification_redis import (
     PENDING_KEY,
     RedisError,
@@ -574,6 +575,8 @@ def check_file(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], co
             raise CheckProblem("checksum", f"{path} is not a regular file, so it has no checksum")
         if evidence["sha256"] != expected:
             raise CheckProblem("checksum", f"{path} has sha256 {evidence['sha256']}, expected {expected}")
+    if opts.get("desired"):
+        check_drift(path, opts["desired"], evidence)
 
 
 CHECKS: dict[str, Callable[[CheckSpec, Deadline, dict[str, Any], Context], None]] = {

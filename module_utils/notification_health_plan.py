@@ -22,6 +22,7 @@ from ansible.module_utils.notification_checks import (
     import_psycopg,
 )
 from ansible.module_utils.notification_common import DEGRADED, HealthArgumentError, shown_url
+from ansible.module_utils.notification_drift import desired_values
 from ansible.module_utils.notification_redact import url_secrets
 from ansible.module_utils.notification_redis import parse_redis_url
 from ansible.module_utils.notification_service_config import (
@@ -101,19 +102,23 @@ def _process_checks(params: dict[str, Any], legacy: bool = False) -> list[dict[s
 
 
 class _Config:
-    """What the default checks need from a usable config.yml."""
+    """What the default checks need from a usable config.yml, and the desired state (the inventory's, from the
+    module's ``desired``): where it says the service answers wins over config.yml, so the checks look where the
+    direct probes and the dashboard look, and the ``drift`` check reports config.yml's difference."""
 
-    def __init__(self, config_path: str, data: dict[str, Any]) -> None:
+    def __init__(self, config_path: str, data: dict[str, Any], desired: dict[str, Any] | None = None) -> None:
         self.path = config_path
         self.data = data
+        self.desired = {key: value for key, value in (desired or {}).items() if value not in (None, "")}
         self.etc_dir = os.path.dirname(config_path)
         self.root = service_root(config_path)
         self.web, self.websocket = section(data, "web"), section(data, "websocket")
         self.legacy = data.get("mode") == "legacy" or self.websocket.get("enabled") is False
-        self.web_host = connect_host(str(self.web.get("host") or "127.0.0.1"))
-        self.web_port = port_number(self.web.get("port"))
-        self.ws_host = connect_host(str(self.websocket.get("host") or "127.0.0.1"))
-        self.ws_port = port_number(self.websocket.get("port"))
+        want = self.desired.get
+        self.web_host = connect_host(str(want("web_host") or self.web.get("host") or "127.0.0.1"))
+        self.web_port = port_number(want("web_port") or self.web.get("port"))
+        self.ws_host = connect_host(str(want("websocket_host") or self.websocket.get("host") or "127.0.0.1"))
+        self.ws_port = port_number(want("websocket_port") or self.websocket.get("port"))
 
     def missing(self, key: str, what: str) -> str:
         return f"config.yml ({self.path}) has no valid {key}, needed for the {what} check; fix config.yml"
@@ -141,7 +146,9 @@ def _web_checks(config: _Config) -> list[dict[str, Any]]:
 
 
 def _websocket_check(config: _Config, secrets: set[str]) -> dict[str, Any]:
-    public_url = config.websocket.get("public_url")
+    public_url = config.desired.get("websocket_public_url")
+    if not public_url and not (config.desired.get("websocket_host") or config.desired.get("websocket_port")):
+        public_url = config.websocket.get("public_url")
     if not isinstance(public_url, str) or not public_url.strip():
         host = f"[{config.ws_host}]" if ":" in config.ws_host else config.ws_host
         public_url = f"http://{host}:{config.ws_port}" if config.ws_port else None
@@ -215,8 +222,12 @@ def _file_checks(config: _Config) -> list[dict[str, Any]]:
     templates_dir = path_in_config(config.data.get("templates_dir"), config.etc_dir) or os.path.join(
         config.root, "templates", "active"
     )
+    checks: list[dict[str, Any]] = [{"name": "config", "kind": "file", "component": "config", "path": config.path}]
+    drift = desired_values(config.desired)
+    if drift:  # config.yml against the desired state (reason drift), when the module was given one
+        checks.append({"name": "drift", "kind": "file", "component": "config", "path": config.path, "desired": drift})
     return [
-        {"name": "config", "kind": "file", "component": "config", "path": config.path},
+        *checks,
         {
             "name": "templates",
             "kind": "file",
@@ -253,7 +264,7 @@ def default_checks(config_path: str, params: dict[str, Any]) -> tuple[list[dict[
         if not os.path.isfile(config_path) or not os.access(config_path, os.R_OK):
             raise  # a wrong path or no permission: the argument is the problem
         return _checks_without_config(os.path.abspath(config_path), str(exc), params), set()
-    config = _Config(os.path.abspath(config_path), data)
+    config = _Config(os.path.abspath(config_path), data, params.get("desired"))
     secrets: set[str] = set()
     checks = _web_checks(config)
     checks.append(_websocket_check(config, secrets))

@@ -337,6 +337,31 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         # A WebSocket program that still cannot run after the repair: users get flash messages meanwhile.
         "plan": ["repair_programs", "enable_flash_fallback", "escalate"],
     },
+    "configuration_drift": {
+        "title": "Configuration drift",
+        "description": (
+            "config.yml on the host differs from the desired state, the inventory (a web or WebSocket port or "
+            "host changed): the service answers where config.yml says, not where the inventory, the direct "
+            "probes and the dashboard look for it. Re-applying the deploy writes config.yml from the inventory "
+            "and restarts the programs on it (its handler), so they listen where they should."
+        ),
+        "component": None,
+        "base_level": 2,
+        "signals": [
+            {
+                "id": "config_drifted",
+                "description": "the drift check finds config.yml different from the inventory (reason drift)",
+                "check": {"component": ["config"], "status": ["failed"], "reason": ["drift"]},
+            },
+        ],
+        # Where the inventory says the service answers, nothing does: those refused checks are the drift.
+        "explains": [
+            {"type": "web_service_down", "when_reasons": ["refused"]},
+            {"type": "websocket_service_down", "when_reasons": ["refused"]},
+            {"type": "template_error", "when_reasons": ["refused"]},
+        ],
+        "plan": ["restore_config", "restart_web", "restart_websocket", "escalate"],
+    },
     "configuration_error": {
         "title": "Configuration error",
         "description": "config.yml is missing, changed from the deployed one, or rejected by the service.",
@@ -345,8 +370,8 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         "signals": [
             {
                 "id": "config_check_unhealthy",
-                "description": "the config file check failed or is degraded (missing, checksum, stale)",
-                "check": {"component": ["config"], "status": _NOT_HEALTHY},
+                "description": "the config file check failed or is degraded (missing, checksum, stale; not drift)",
+                "check": {"component": ["config"], "status": _NOT_HEALTHY, "reason_not": ["drift"]},
             },
             {
                 "id": "web_reports_config_error",

@@ -57,8 +57,9 @@ def read_web_health(answer: requests.Response) -> WebHealth:
 
 
 # The failure types only the deep check sees (the health module reads the pending queue and the free disk
-# space; the probes do not). The engine verifies a recovery from these with a deep check, not with probes.
-DEEP_ONLY_TYPES = frozenset({"delivery_backlog", "disk_pressure"})
+# space, and compares config.yml with the inventory; the probes do not). The engine verifies a recovery from
+# these with a deep check, not with probes: a drifted config.yml may still answer the probes (a bind host).
+DEEP_ONLY_TYPES = frozenset({"delivery_backlog", "disk_pressure", "configuration_drift"})
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import requests
 import yaml
 
-from notification_emergency.drills import process_faults, resource_faults
+from notification_emergency.drills import config_faults, hang_faults, process_faults, resource_faults
 from notification_emergency.drills.sandbox import SandboxHost, Undo
 from notification_emergency.errors import BadInput
 
@@ -219,6 +219,29 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault("redis_stopped", "Redis is stopped.", "redis_unavailable", True, _stop("redis")),
         Fault(
+            "websocket_hung",
+            "The WebSocket process hangs (SIGSTOP, master and worker): its port accepts connections, nothing "
+            "answers; supervisord still shows it running.",
+            "websocket_service_down",
+            True,
+            hang_faults.websocket_hung,
+        ),
+        Fault(
+            "redis_hung",
+            "Redis hangs (SIGSTOP): its port accepts connections, nothing answers.",
+            "redis_unavailable",
+            True,
+            hang_faults.redis_hung,
+        ),
+        Fault(
+            "web_hung",
+            "The web server hangs (SIGSTOP, the gunicorn master and its workers): its port accepts connections, "
+            "nothing answers.",
+            "web_service_down",
+            True,
+            hang_faults.web_hung,
+        ),
+        Fault(
             "websocket_stopped",
             "The WebSocket service is stopped (and stays stopped: supervisord does not restart it).",
             "websocket_service_down",
@@ -304,6 +327,14 @@ FAULTS: dict[str, Fault] = {
             "redis_write_refused",
             True,
             resource_faults.redis_out_of_memory,
+        ),
+        Fault(
+            "config_drift",
+            "The web port in the host's config.yml is changed by hand and the web program restarted: it answers "
+            "on the new port while the inventory, the probes and the dashboard look for it on the deployed one.",
+            "configuration_drift",
+            True,
+            config_faults.config_drift,
         ),
     )
 }
