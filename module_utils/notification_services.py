@@ -537,9 +537,9 @@ class SystemdBackend:
         self.systemctl = systemctl
 
     def reachable(self) -> bool:
-        rc, _, _ = self.run([self.systemctl, "is-system-running"])
-        # rc 1 with "degraded" still means systemd answers.
-        return rc in (0, 1)
+        rc, out, _ = self.run([self.systemctl, "is-system-running"])
+        # rc 1 with "degraded" still means systemd answers; "offline" (no bus: systemd is not running) does not.
+        return rc in (0, 1) and out.strip() not in ("", "offline", "unknown")
 
     def daemon_reload(self) -> None:
         rc, out, err = self.run([self.systemctl, "daemon-reload"])
