@@ -15,8 +15,10 @@ from .config import Config
 
 log = logging.getLogger(__name__)
 
-WEB_GRACEFUL_TIMEOUT = 10
-WEBSOCKET_GRACEFUL_TIMEOUT = 5
+# Under supervisord's stopwaitsecs (5 s, roles/notification_service/templates/supervisor-program.conf.j2), so a
+# graceful stop completes before supervisord's SIGKILL; a hung process (SIGSTOP, deadlock) is killed after it.
+WEB_GRACEFUL_TIMEOUT = 3
+WEBSOCKET_GRACEFUL_TIMEOUT = 3
 WEBSOCKET_THREADS = 100
 
 

@@ -25,13 +25,15 @@ class _Getter(Protocol):
 @dataclass(frozen=True)
 class WebHealth:
     """What the web process's ``GET /health`` says: its overall ``status`` (None when the body says none),
-    the application ``mode``, and the status of each component it reports (web, database, redis, websocket)."""
+    the application ``mode``, the status of each component it reports (web, database, redis, websocket) and
+    each one's ``reason`` when the service gives one (down, timeout, hung, slow, error: docs/health-result.md)."""
 
     http_status: int
     status: str | None
     mode: str | None
     components: dict[str, str]
     body: dict[str, Any]
+    reasons: dict[str, str | None] = field(default_factory=dict)
 
 
 def read_web_health(answer: requests.Response) -> WebHealth:
@@ -45,6 +47,11 @@ def read_web_health(answer: requests.Response) -> WebHealth:
         for name, part in (reported.items() if isinstance(reported, dict) else ())
         if isinstance(part, dict)
     }
+    reasons = {
+        str(name): (str(part["reason"]) if part.get("reason") is not None else None)
+        for name, part in (reported.items() if isinstance(reported, dict) else ())
+        if isinstance(part, dict)
+    }
     status = body.get("status")
     mode = body.get("mode")
     return WebHealth(
@@ -53,7 +60,36 @@ def read_web_health(answer: requests.Response) -> WebHealth:
         str(mode) if mode is not None else None,
         components,
         body,
+        reasons,
     )
+
+
+# Per component, what a probe tells apart: healthy, slow (answered over SLOW_MS), down (connection refused),
+# timeout (the connection not even opened in time), hung (accepted, no answer in time), or the status the web
+# reports when none of those says more (failed, degraded, disabled).
+HEALTHY, SLOW, DOWN, TIMEOUT, HUNG = "healthy", "slow", "down", "timeout", "hung"
+SLOW_MS = 500.0
+# The web's /health answers within about 1 s whatever hangs (each dependency check has a 1 s deadline): a
+# probe waits at least this long for it, so a hung dependency is not mistaken for a hung web process.
+WEB_HEALTH_READ_S = 1.5
+
+
+def component_verdict(status: str, reason: str | None) -> str:
+    """One component's verdict from the status and reason the web's /health reports for it."""
+    if status == HEALTHY:
+        return SLOW if reason == SLOW else HEALTHY
+    return reason if reason in (DOWN, TIMEOUT, HUNG) else status
+
+
+def request_verdict(exc: requests.RequestException) -> str:
+    """down, timeout or hung for a request that got no answer; failed for anything else."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return TIMEOUT
+    if isinstance(exc, requests.Timeout):
+        return HUNG  # the connection was accepted (a read timeout): nothing answered in time
+    if isinstance(exc, requests.ConnectionError):
+        return DOWN
+    return "failed"
 
 
 # The failure types only the deep check sees (the health module reads the pending queue and the free disk
@@ -71,6 +107,9 @@ class Probe:
     latency_ms: float
     mode: str | None = None
     problems: list[str] = field(default_factory=list)
+    # web, database, redis, websocket -> healthy | slow | down | timeout | hung | failed | degraded | disabled:
+    # the web's own view of its dependencies, the WebSocket process timed by the probe itself.
+    components: dict[str, str] = field(default_factory=dict)
 
 
 def probe(target: Target, timeout: float = 1.0, session: requests.Session | None = None) -> Probe:
@@ -82,9 +121,14 @@ def probe(target: Target, timeout: float = 1.0, session: requests.Session | None
     problems: list[str] = []
     mode = None
     status = "healthy"
+    components: dict[str, str] = {}
     try:
-        web = read_web_health(getter.get(f"{target.web_url}/health", timeout=timeout))
+        read_s = max(timeout, WEB_HEALTH_READ_S)
+        web = read_web_health(getter.get(f"{target.web_url}/health", timeout=(timeout, read_s)))
         mode = web.mode
+        components = {name: component_verdict(state, web.reasons.get(name)) for name, state in web.components.items()}
+        if components.get("web") == HEALTHY and (time.monotonic() - started) * 1000 > SLOW_MS and web.status == HEALTHY:
+            components["web"] = SLOW
         if web.http_status >= 500 or web.status != "healthy":
             status = web.status or "failed"
             problems = [f"{name} {state}" for name, state in web.components.items() if state != "healthy"]
@@ -92,6 +136,7 @@ def probe(target: Target, timeout: float = 1.0, session: requests.Session | None
     except (requests.RequestException, ValueError) as exc:
         status = "unreachable"
         problems.append(f"web: {type(exc).__name__}")
+        components["web"] = request_verdict(exc) if isinstance(exc, requests.RequestException) else "failed"
     if status == "healthy":  # the page users see renders (a broken template answers 500)
         try:
             page = getter.get(f"{target.web_url}/", timeout=timeout)
@@ -100,14 +145,18 @@ def probe(target: Target, timeout: float = 1.0, session: requests.Session | None
         except requests.RequestException as exc:
             status, problems = "failed", [*problems, f"page /: {type(exc).__name__}"]
     if target.websocket_url and mode != "legacy" and status != "unreachable":
+        asked = time.monotonic()
         try:
             answer = getter.get(f"{target.websocket_url}/health", timeout=timeout)
+            components["websocket"] = SLOW if (time.monotonic() - asked) * 1000 > SLOW_MS else HEALTHY
             if answer.status_code != 200:
                 status, problems = "failed", [*problems, f"websocket /health answered {answer.status_code}"]
+                components["websocket"] = "failed"
         except requests.RequestException as exc:
             status, problems = "failed", [*problems, f"websocket: {type(exc).__name__}"]
+            components["websocket"] = request_verdict(exc)
     latency = (time.monotonic() - started) * 1000
-    return Probe(target.host, at, status == "healthy", status, round(latency, 1), mode, problems)
+    return Probe(target.host, at, status == "healthy", status, round(latency, 1), mode, problems, components)
 
 
 def probe_fleet(fleet: list[Target], timeout: float = 2.0) -> list[Probe]:
@@ -130,5 +179,14 @@ def wait_healthy(target: Target, timeout: float, *, probes: int = 2) -> Probe:
         if good >= probes:
             return result
         if time.monotonic() > deadline:
-            return Probe(result.host, result.at, False, result.status, result.latency_ms, result.mode, result.problems)
+            return Probe(
+                result.host,
+                result.at,
+                False,
+                result.status,
+                result.latency_ms,
+                result.mode,
+                result.problems,
+                result.components,
+            )
         time.sleep(0.1)

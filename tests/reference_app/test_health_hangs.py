@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 import requests
 
+from notification_emergency.inventory import Target
+from notification_emergency.probes import probe
+
 from .harness import Stack, free_port, running_stack, wait_until
 
 # The web's checks have a 1 s deadline each and run concurrently; what the toolkit allows /health is 2 s.
@@ -142,3 +145,49 @@ def test_a_redis_that_accepts_and_never_answers_is_hung(new_stack: Callable[...,
         assert (websocket["status"], websocket["reason"]) == ("failed", "down"), websocket
     finally:
         stack.stop()
+
+
+# -- the toolkit's direct probe reads the reasons (and times the WebSocket /health itself) ------------------------
+
+
+def target(stack: Stack) -> Target:
+    return Target("hang-host", stack.web_url, stack.ws_url)
+
+
+def test_the_probe_tells_a_hung_websocket_process(hang_stack: Stack) -> None:
+    with frozen(hang_stack.procs["websocket"].pid):
+        result = probe(target(hang_stack), timeout=1.0)
+    assert (result.ok, result.status) == (False, "failed")
+    assert result.components["websocket"] == "hung", result
+    assert result.components["redis"] in ("healthy", "slow")
+    assert result.components["database"] in ("healthy", "slow")
+    assert healthy_again(hang_stack)
+    assert probe(target(hang_stack), timeout=1.0).components["websocket"] in ("healthy", "slow")
+
+
+def test_the_probe_tells_a_hung_redis_from_a_down_one(hang_stack: Stack) -> None:
+    stack = hang_stack
+    assert stack.redis.proc is not None
+    with frozen(stack.redis.proc.pid):
+        hung = probe(target(stack), timeout=1.0)
+    assert not hung.ok
+    assert hung.components["redis"] == "hung", hung
+    assert hung.components["websocket"] != "hung"  # it answers (late, its own Redis check waits 0.5 s)
+    assert healthy_again(stack)
+    stack.redis.stop()
+    try:
+        down = probe(target(stack), timeout=1.0)
+    finally:
+        stack.redis.start()
+    assert down.components["redis"] == "down", down
+    assert healthy_again(stack)
+
+
+def test_the_probe_tells_a_hung_web_process(hang_stack: Stack) -> None:
+    started = time.monotonic()
+    with frozen(hang_stack.procs["web"].pid):
+        result = probe(target(hang_stack), timeout=1.0)
+    assert time.monotonic() - started < 3.0
+    assert (result.ok, result.status) == (False, "unreachable")
+    assert result.components == {"web": "hung"}, result
+    assert healthy_again(hang_stack)
