@@ -203,6 +203,12 @@ STEPS: dict[str, dict[str, Any]] = {
 _NOT_HEALTHY = ["degraded", "failed"]  # lists, not tuples: the data must survive a JSON round trip
 _SLOW_OR_BACKLOG = ["slow", "backlog"]
 _PAGE_ERRORS = ["bad_status", "bad_answer"]  # the process answers, but with 5xx or a failed /health body
+# What a down web explains of the WebSocket's checks: every reason but hung. A hung WebSocket process (its port
+# accepts, nothing answers) is a cause of its own, never hidden under a web symptom.
+_WEB_OUTAGE_EXPLAINS_WEBSOCKET = [
+    *("refused", "timeout", "unreachable", "bad_status", "bad_answer", "auth", "error"),
+    *("not_running", "crash_loop", "not_defined", "manager_down"),
+]
 
 CATALOGUE: dict[str, dict[str, Any]] = {
     "web_service_down": {
@@ -226,7 +232,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
                 ],
             },
         ],
-        "explains": [{"type": "websocket_service_down"}],
+        "explains": [{"type": "websocket_service_down", "when_reasons": _WEB_OUTAGE_EXPLAINS_WEBSOCKET}],
         "plan": ["restart_web", "restore_config", "restore_last_backup", "escalate"],
     },
     "database_unavailable": {
@@ -435,7 +441,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         "signals": [
             {
                 "id": "redis_check_failed",
-                "description": "a redis-component check failed (not slow, not a backlog)",
+                "description": "a redis-component check failed: refused, hung... (not slow, no backlog)",
                 "check": {
                     "component": ["redis"],
                     "status": ["failed"],
@@ -444,7 +450,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
             },
             {
                 "id": "web_reports_redis_failed",
-                "description": "the web's /health reports Redis failed",
+                "description": "the web's /health reports Redis failed (down, hung: the web answered)",
                 "check": {"component": ["web"], "evidence": {"json.components.redis.status": ["failed"]}},
             },
             {
@@ -474,12 +480,12 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         "signals": [
             {
                 "id": "websocket_check_failed",
-                "description": "a websocket-component check failed (not merely slow)",
+                "description": "a websocket-component check failed: refused, hung (accepts, no answer)... (not slow)",
                 "check": {"component": ["websocket"], "status": ["failed"], "reason_not": _SLOW_OR_BACKLOG},
             },
             {
                 "id": "web_reports_websocket_failed",
-                "description": "the web's /health reports the WebSocket process failed",
+                "description": "the web's /health reports the WebSocket process failed (down, hung: the web answered)",
                 "check": {"component": ["web"], "evidence": {"json.components.websocket.status": ["failed"]}},
             },
             {
