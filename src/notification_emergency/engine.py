@@ -421,8 +421,13 @@ class RecoveryEngine:
             timeout=timeout,
         )
         verify_started = time.monotonic()
+        # A host whose step failed gets one look, not the full wait: its failure is known, and the next step
+        # (the fallback to flash messages, say) should not wait verify_s for it.
+        failed = set(run.failed_hosts)
         with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
-            verdicts = dict(zip(hosts, pool.map(self._verify, hosts), strict=True))
+            verdicts = dict(
+                zip(hosts, pool.map(lambda host: self._verify(host, once=host in failed), hosts), strict=True)
+            )
         # A failure the probes cannot see (a backlog, a full disk, or one nothing classified) is verified by
         # the health check that found it: probes alone would call it fixed after any step.
         blind = [
@@ -482,13 +487,16 @@ class RecoveryEngine:
         escalation = self._escalate(decision, why)
         return {"status": "escalated", **common, "escalation": escalation, "line": escalation["line"]}
 
-    def _verify(self, host: str) -> bool:
+    def _verify(self, host: str, *, once: bool = False) -> bool:
         """Is the host healthy again? Direct probes (every component, through the service's own /health
-        endpoints) for up to ``verify_s``; a host the package cannot probe directly gets the health playbook."""
+        endpoints) for up to ``verify_s`` (``once``: no wait, for a host whose step failed); a host the package
+        cannot probe directly gets the health playbook."""
         found = [target for target in self.fleet.targets(host) if target.host == host]
         if not found:
             result = self.check_health(host, record_incidents=False, action="auto-recover:verify")
             return bool(result.hosts.get(host, {}).get("status") == "healthy")
+        if once:
+            return probes.wait_healthy(found[0], 0.0, probes=1).ok
         return probes.wait_healthy(found[0], self.policy.verify_s, probes=self.policy.verify_probes).ok
 
     def _announce_fallback(self, case: _Case) -> dict[str, Any]:

@@ -43,9 +43,7 @@ def test_explain_then_auto_recover_a_stopped_websocket(toolkit: EmergencyToolkit
     assert [step["step"] for step in decision["steps"]] == [
         s for s in CATALOGUE["websocket_service_down"]["plan"] if s != "escalate"
     ]
-    skipped = {step["step"]: step["reason"] for step in decision["steps"] if not step["run"]}
-    assert "touches data" in skipped["rollback_to_legacy"]
-    assert decision["runnable"] == ["restart_websocket"]
+    assert decision["runnable"] == ["restart_websocket", "enable_flash_fallback"]
     assert decision["escalation"]["when"] == "if no step restores health"
     assert toolkit.store.incidents() == [], "explain records no incident"
     assert "RUNNING" not in sandbox_host.supervisorctl("status", "notification-websocket"), "explain changed nothing"
