@@ -202,7 +202,7 @@ class Watcher:
             return result
         status = result.status if not result.ok else "degraded"
         problems = [*result.problems, *findings]
-        return Probe(result.host, result.at, False, status, result.latency_ms, result.mode, problems)
+        return Probe(result.host, result.at, False, status, result.latency_ms, result.mode, problems, result.components)
 
     def step(self, pool: ThreadPoolExecutor, sessions: dict[str, requests.Session]) -> list[Probe]:
         """One round of probes, and the state changes they cause."""
