@@ -93,9 +93,10 @@ def request_verdict(exc: requests.RequestException) -> str:
 
 
 # The failure types only the deep check sees (the health module reads the pending queue and the free disk
-# space, and compares config.yml with the inventory; the probes do not). The engine verifies a recovery from
-# these with a deep check, not with probes: a drifted config.yml may still answer the probes (a bind host).
-DEEP_ONLY_TYPES = frozenset({"delivery_backlog", "disk_pressure", "configuration_drift"})
+# space, compares config.yml with the inventory, and asks the process manager; the probes do not). The engine
+# verifies a recovery from these with a deep check, not with probes: a drifted config.yml may still answer
+# the probes (a bind host), and so do the orphans a dead supervisord leaves behind.
+DEEP_ONLY_TYPES = frozenset({"delivery_backlog", "disk_pressure", "configuration_drift", "process_manager_down"})
 
 
 @dataclass

@@ -142,3 +142,14 @@ def test_the_fallback_waits_for_the_circuit_breaker_and_the_throttle_like_any_st
     history = [acted(n, "redis_unavailable", ago_s=600 + n) for n in (1, 2, 3)]
     decision = decide("web-01", row(incident=7), history, POLICY, NOW)
     assert decision.runnable == [] and decision.breaker is not None
+
+
+def test_a_failure_only_a_deep_check_sees_is_verified_by_one() -> None:
+    """A drill marked deep injects a fault the direct probes cannot see (a backlog, a full disk, a drifted
+    config, a dead supervisord whose orphans still answer): the engine must verify its recovery with a health
+    check too, or it would call the recovery done whatever the playbook did."""
+    from notification_emergency.drills import FAULTS
+    from notification_emergency.probes import DEEP_ONLY_TYPES
+
+    deep = {fault.expects for fault in FAULTS.values() if fault.deep}
+    assert deep and deep <= DEEP_ONLY_TYPES, deep - DEEP_ONLY_TYPES
