@@ -27,6 +27,8 @@ from typing import Any, Callable, List, Tuple  # noqa: UP035 (Python 3.8 on mana
 from urllib.parse import urlsplit
 from xml.parsers.expat import ExpatError
 
+from ansible.module_utils.notification_resume import continue_program
+
 # run_command(args) -> (rc, stdout, stderr)
 # A runtime alias: typing's generics, since list[str] fails on Python 3.8 (managed hosts).
 Runner = Callable[[List[str]], Tuple[int, str, str]]  # noqa: UP006
@@ -509,9 +511,11 @@ class SupervisorBackend:
         self._act("start", name)
 
     def stop(self, name: str) -> None:
+        continue_program(self, name)  # a SIGSTOPped program handles no SIGTERM (notification_resume)
         self._act("stop", name)
 
     def restart(self, name: str) -> None:
+        continue_program(self, name)
         self._act("restart", name)
 
 
