@@ -145,7 +145,11 @@ def probe(target: Target, timeout: float = 1.0, session: requests.Session | None
                 status, problems = "failed", [*problems, f"page / answered {page.status_code}"]
         except requests.RequestException as exc:
             status, problems = "failed", [*problems, f"page /: {type(exc).__name__}"]
-    if target.websocket_url and mode != "legacy" and status != "unreachable":
+    # Not asked again when the web already found it down or hung (waiting for a hung process costs the timeout).
+    known = components.get("websocket") in (DOWN, TIMEOUT, HUNG)
+    if known and target.websocket_url and mode != "legacy" and status != "unreachable":
+        status, problems = "failed", [*problems, f"websocket {components['websocket']} (the web's /health)"]
+    elif target.websocket_url and mode != "legacy" and status != "unreachable":
         asked = time.monotonic()
         try:
             answer = getter.get(f"{target.websocket_url}/health", timeout=timeout)
