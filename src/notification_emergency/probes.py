@@ -71,7 +71,7 @@ HEALTHY, SLOW, DOWN, TIMEOUT, HUNG = "healthy", "slow", "down", "timeout", "hung
 SLOW_MS = 500.0
 # The web's /health answers within about 1 s whatever hangs (each dependency check has a 1 s deadline): a
 # probe waits at least this long for it, so a hung dependency is not mistaken for a hung web process.
-WEB_HEALTH_READ_S = 1.5
+WEB_HEALTH_READ_S = 1.25
 
 
 def component_verdict(status: str, reason: str | None) -> str:
