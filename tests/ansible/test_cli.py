@@ -324,11 +324,12 @@ def test_explain_and_a_dry_run_say_what_auto_recover_would_do_and_change_nothing
     data = as_json(explained)
     assert explained.returncode == 3, explained.stderr
     decision = data["decisions"][sandbox_host.name]
-    assert decision["primary"] == "websocket_service_down" and decision["runnable"] == ["restart_websocket"]
+    assert decision["primary"] == "websocket_service_down"
+    assert decision["runnable"] == ["restart_websocket", "enable_flash_fallback"]
     dry = as_json(cli(home, sandbox_host, "auto-recover", "--dry-run", "--json"))
     assert dry["decisions"][sandbox_host.name]["runnable"] == decision["runnable"]
     human = cli(home, sandbox_host, "explain")
-    assert "run  restart websocket" in human.stdout and "skip roll back to legacy: touches data" in human.stdout
+    assert "run  restart websocket" in human.stdout and "run  fall back to flash messages" in human.stdout
     assert "RUNNING" not in sandbox_host.supervisorctl("status", "notification-websocket"), "nothing changed"
     assert store_of(home).incidents() == [], "explain opens no incident"
 
