@@ -72,7 +72,7 @@ def efficacy(toolkit: EmergencyToolkit, host: str, repeat: int) -> list[dict[str
     rows = []
     for name, fault in FAULTS.items():
         journals = [run_drill(toolkit, host, name) for _ in range(repeat)]
-        types = sorted({str(j["detected_type"]) for j in journals})
+        types = sorted({str(j["detected_type"] or "- (healed first)") for j in journals})
         outcomes = sorted({str(j["outcome"]) for j in journals})
         rows.append(
             {

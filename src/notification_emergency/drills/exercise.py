@@ -243,7 +243,10 @@ def run_drill(
         "level": row.get("level"),
         "actions": [f"{a['step']}: {a['outcome']}" for a in row.get("actions", [])],
         "explained": (row.get("decision") or {}).get("runnable", []),
-        "outcome": {"healthy": "recovered by the process manager (no action needed)"}.get(
+        "outcome": {
+            "healthy": "recovered by the process manager (no action needed)",
+            "fallback": "on flash messages, then rolled forward" if recovered else "on flash messages",
+        }.get(
             row.get("status", ""),
             row.get("status") or ("healed before detection" if host in exercise.first_healthy else "not detected"),
         ),
