@@ -7,10 +7,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from notification_emergency.drills.process_faults import descendants
 from notification_emergency.drills.sandbox import SandboxHost
 
 
 def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live process (zombies hold nothing and are left out)."""
     found: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -22,18 +24,6 @@ def _parents() -> dict[int, int]:
             if fields and fields[0] not in ("Z", "X"):  # a zombie holds nothing
                 found[int(entry)] = int(fields[1])
     return found
-
-
-def _tree(root_pid: int, parents: dict[int, int]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
-    tree, todo = {root_pid}, [root_pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            tree.add(child)
-            todo.append(child)
-    return tree
 
 
 def _command(pid: int) -> list[str]:
@@ -85,7 +75,7 @@ def left_as_found(host: SandboxHost, ports: set[int]) -> list[str]:
         if len(parts) >= 2 and parts[1] != "RUNNING"
     ]
     parents = _parents()
-    managed = _tree(int(answer), parents)
+    managed = {int(answer), *descendants(int(answer))}
     prefix = str(host.root).rstrip("/") + "/"
     own = {pid for pid in parents if any(arg.startswith(prefix) for arg in _command(pid))}
     problems += [f"orphan {pid}: {' '.join(_command(pid))[:120]}" for pid in sorted(own - managed)]
