@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything notification-emergency needs on a Debian-like machine, as root:
 #   - system packages that are missing (redis-server for the sandbox hosts' private Redis, chromium for
-#     the dashboard's browser tests),
+#     the dashboard's browser tests, prometheus for the metrics and alerting-rule tests),
 #   - a Python 3.11 virtual environment in .venv with the pinned packages
 #     (requirements/constraints.txt), the toolkit (src/) and the reference service (reference_app/).
 # Safe to run again: it only does what is missing, and it reinstalls Python packages only when
@@ -21,6 +21,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Headless Chromium for the dashboard's browser tests (Playwright drives Debian's build: no browser download).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Prometheus (server and promtool) for the tests of /metrics and of deploy/prometheus/'s alerting rules.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ -z "$python" ]; then
   for candidate in python3.11 python3; do
     if command -v "$candidate" >/dev/null 2>&1 &&
