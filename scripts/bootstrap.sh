@@ -21,6 +21,9 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Headless Chromium for the dashboard's browser tests (Playwright drives Debian's build: no browser download).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# OpenSSH's server for the realistic sandbox profile (a private sshd per host, started by sandbox_up.yml, never
+# as a system service).
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 # Prometheus (server and promtool) for the tests of /metrics and of deploy/prometheus/'s alerting rules.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ -z "$python" ]; then
