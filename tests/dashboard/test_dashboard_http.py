@@ -310,7 +310,7 @@ def metric_families(text: str) -> dict[str, dict[str, Any]]:
             match = sample.match(line)
             assert match, f"not a sample line: {line!r}"
             name = match.group("name")
-            family = name if name in families else re.sub(r"_(sum|count)$", "", name)
+            family = name if name in families else re.sub(r"_(sum|count|bucket)$", "", name)
             assert family in families, f"sample {name} before its HELP/TYPE"
             labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group("labels") or ""))
             families[family]["samples"].append((name, labels, float(match.group("value"))))
@@ -362,19 +362,23 @@ def test_metrics_in_prometheus_text_format(dashboard: Dashboard, serve: Callable
     assert value(prefix + "host_healthy", host="offline-01") == 0
     assert value(prefix + "component_healthy", host="offline-01", component="web") == 0
     assert value(prefix + "incidents_total") == 2 and families[prefix + "incidents_total"]["type"] == "counter"
-    assert value(prefix + "incidents_open") == 1
+    assert value(prefix + "incidents_resolved_total") == 1
+    assert value(prefix + "incidents_open") == 1 and families[prefix + "incidents_open"]["type"] == "gauge"
     assert value(prefix + "incidents_by_type_total", failure_type="redis_unavailable") == 1
     assert value(prefix + "recovery_rate") == 0.5
-    assert families[prefix + "recovery_seconds"]["type"] == "summary"
-    assert value(prefix + "recovery_seconds", quantile="0.5") == 12.0
+    assert families[prefix + "recovery_seconds"]["type"] == "histogram"
+    assert value(prefix + "recovery_seconds", prefix + "recovery_seconds_bucket", le="10.0") == 0
+    assert value(prefix + "recovery_seconds", prefix + "recovery_seconds_bucket", le="20.0") == 1
     assert value(prefix + "recovery_seconds", prefix + "recovery_seconds_count") == 1
     assert value(prefix + "recovery_seconds", prefix + "recovery_seconds_sum") == 12.0
-    assert value(prefix + "mttr_seconds") == 12.0
-    assert value(prefix + "detection_seconds", quantile="0.9") == 2.0
-    assert value(prefix + "runs_total", status="successful") == 0
-    assert value(prefix + "runs_total", status="running") == 0
+    assert value(prefix + "detection_seconds", prefix + "detection_seconds_bucket", le="2.5") == 1
+    assert value(prefix + "runs_finished_total", status="successful") == 0
+    assert value(prefix + "runs", status="running") == 0 and families[prefix + "runs"]["type"] == "gauge"
     assert store.run("killed")["status"] == "abandoned"
-    assert value(prefix + "notifications_total", state="delivered") == 0
+    assert value(prefix + "runs_finished_total", status="abandoned") == 1
+    assert value(prefix + "notifications", state="delivered") == 0
+    assert value(prefix + "notification_mode", host="offline-01", mode="websocket") == 0, "mode unknown: 0 for both"
+    assert value(prefix + "circuit_breaker_open", host="offline-01") == 0
     assert value(prefix + "store_up") == 1
     assert value(prefix + "dashboard_actions_running") == 0
 

@@ -1,4 +1,5 @@
-"""The statistics read model: counts, detection and recovery times (MTTD, MTTR and percentiles) over a window."""
+"""The statistics read model: counts, detection and recovery times (MTTD, MTTR and percentiles) over a window;
+and the all-time totals behind the dashboard's ``/metrics`` (:meth:`Statistics.totals`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..process import owner_alive
 from ..timeutil import seconds_between
 from .common import utc
 from .engine import StoreEngine
-from .schema import DELIVERY_ATTEMPTS, EMERGENCIES, INCIDENTS, NOTIFICATIONS, RUNS
+from .schema import DELIVERY_ATTEMPTS, EMERGENCIES, INCIDENT_ACTIONS, INCIDENTS, NOTIFICATIONS, RUNS
 
 Window = Callable[[sa.Column[Any]], list[sa.ColumnElement[bool]]]
 
@@ -81,6 +83,101 @@ class Statistics(StoreEngine):
                 "pending": note_counts.get("pending", 0),
             },
             "by_type": {name: _incident_summary(rows) for name, rows in sorted(by_type.items())},
+        }
+
+    def totals(self, *, acted_since: datetime | None = None) -> dict[str, Any]:
+        """All-time counts for ``/metrics``, in one read: what only grows (records are never deleted, and a
+        run, incident action or delivery attempt is counted once it has ended) apart from what is true now.
+
+        - ``runs_finished``: ``{status: count}`` of the runs that ended (every status but ``running``; a run
+          whose process is gone is ``abandoned``, as :meth:`reconcile_runs` records it); ``runs_running``: the
+          runs running now;
+        - ``incidents``, ``incidents_resolved``, ``incidents_open``, ``incidents_by_type`` ``{type: count}``;
+          ``detection_seconds`` (started -> detected, where the start is known) and ``recovery_seconds``
+          (detected -> resolved) of every incident, as lists of durations;
+        - ``actions``: every finished incident action as ``{"failure_type", "action", "outcome", "automatic"}``;
+        - ``acted``: ``{host: [incident ids]}``: the incidents with an automatic action started at or after
+          ``acted_since`` (none when it is None), per host of the incident (what the circuit breaker counts);
+        - ``notifications``: ``{state: count}`` now (delivered, failed, pending: a pending one is delivered
+          later), ``notifications_created``, ``delivery_attempts`` ``{outcome: count}``;
+        - ``emergencies``: ``{action: count}`` of emergency-mode activations and deactivations.
+        """
+        with self._read() as conn:
+            runs = _counts(conn.execute(sa.select(RUNS.c.status, sa.func.count()).group_by(RUNS.c.status)))
+            owners = conn.execute(sa.select(RUNS.c.owner).where(RUNS.c.status == "running")).scalars().all()
+            incidents = conn.execute(
+                sa.select(
+                    INCIDENTS.c.failure_type, INCIDENTS.c.started_at, INCIDENTS.c.detected_at, INCIDENTS.c.resolved_at
+                )
+            ).all()
+            actions = conn.execute(
+                sa.select(
+                    INCIDENTS.c.failure_type,
+                    INCIDENT_ACTIONS.c.action,
+                    INCIDENT_ACTIONS.c.outcome,
+                    INCIDENT_ACTIONS.c.details,
+                )
+                .join(INCIDENTS, INCIDENTS.c.id == INCIDENT_ACTIONS.c.incident_id)
+                .where(INCIDENT_ACTIONS.c.outcome.is_not(None))
+            ).all()
+            acted_rows = (
+                conn.execute(
+                    sa.select(INCIDENT_ACTIONS.c.incident_id, INCIDENT_ACTIONS.c.details, INCIDENTS.c.hosts)
+                    .join(INCIDENTS, INCIDENTS.c.id == INCIDENT_ACTIONS.c.incident_id)
+                    .where(INCIDENT_ACTIONS.c.started_at >= utc(acted_since))
+                ).all()
+                if acted_since is not None
+                else []
+            )
+            notes = _notification_counts(conn, lambda _column: [])
+            created = int(conn.execute(sa.select(sa.func.count()).select_from(NOTIFICATIONS)).scalar_one())
+            attempts = _counts(
+                conn.execute(
+                    sa.select(DELIVERY_ATTEMPTS.c.outcome, sa.func.count()).group_by(DELIVERY_ATTEMPTS.c.outcome)
+                )
+            )
+            emergencies = _counts(
+                conn.execute(sa.select(EMERGENCIES.c.action, sa.func.count()).group_by(EMERGENCIES.c.action))
+            )
+        acted: dict[str, set[int]] = {}
+        for incident_id, details, hosts in acted_rows:
+            if (details or {}).get("automatic"):
+                for host in hosts or []:
+                    acted.setdefault(host, set()).add(int(incident_id))
+        by_type: dict[str, int] = {}
+        for row in incidents:
+            by_type[row.failure_type] = by_type.get(row.failure_type, 0) + 1
+        resolved = sum(1 for row in incidents if row.resolved_at is not None)
+        detection = (seconds_between(row.started_at, row.detected_at) for row in incidents)
+        recovery = (seconds_between(row.detected_at, row.resolved_at) for row in incidents)
+        # A run whose process is gone counts as abandoned already: what reconcile_runs will record (as run_dict).
+        gone = sum(1 for owner in owners if owner_alive(owner) is False)
+        finished = {status: count for status, count in runs.items() if status != "running"}
+        if gone:
+            finished["abandoned"] = finished.get("abandoned", 0) + gone
+        return {
+            "runs_finished": finished,
+            "runs_running": runs.get("running", 0) - gone,
+            "incidents": len(incidents),
+            "incidents_resolved": resolved,
+            "incidents_open": len(incidents) - resolved,
+            "incidents_by_type": dict(sorted(by_type.items())),
+            "detection_seconds": [d for d in detection if d is not None],
+            "recovery_seconds": [r for r in recovery if r is not None],
+            "actions": [
+                {
+                    "failure_type": failure_type,
+                    "action": action,
+                    "outcome": outcome,
+                    "automatic": bool((details or {}).get("automatic")),
+                }
+                for failure_type, action, outcome, details in actions
+            ],
+            "acted": {host: sorted(ids) for host, ids in sorted(acted.items())},
+            "notifications": {state: notes.get(state, 0) for state in ("delivered", "failed", "pending")},
+            "notifications_created": created,
+            "delivery_attempts": attempts,
+            "emergencies": {action: emergencies.get(action, 0) for action in ("activated", "deactivated")},
         }
 
 

@@ -7,7 +7,7 @@ import threading
 from flask import Blueprint, Response, current_app, g, session
 from flask.blueprints import BlueprintSetupState
 
-from notification_emergency.dashboard.metrics import CONTENT_TYPE, render
+from notification_emergency.dashboard.metrics import CONTENT_TYPE, read_store, render
 from notification_emergency.dashboard.web.security import current_dashboard, error, require_login
 
 MAX_STREAMS = 32
@@ -46,7 +46,8 @@ def stream() -> Response:
 @require_login(basic=True)
 def metrics_view() -> Response:
     dashboard = current_dashboard()
-    return Response(render(dashboard.live(), dashboard.record()), content_type=CONTENT_TYPE)
+    # The store is read at each scrape: its counters as of now, not as of the monitor's last refresh.
+    return Response(render(dashboard.live(), read_store(dashboard.store)), content_type=CONTENT_TYPE)
 
 
 __all__ = ["MAX_STREAMS", "live"]
