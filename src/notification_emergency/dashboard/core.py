@@ -32,6 +32,7 @@ import requests
 
 from notification_emergency.api import ActionResult, EmergencyToolkit
 from notification_emergency.catalogue import LEVELS
+from notification_emergency.dashboard.history import recent_jobs
 from notification_emergency.dashboard.jobs import Jobs
 from notification_emergency.dashboard.probes import live_probe
 from notification_emergency.dashboard.sessions import SESSIONS_FILE, Sessions
@@ -118,6 +119,8 @@ class Dashboard:
             failing_since=self.failing_since,
             record_health=lambda result, source, at: self.record_health(result, source=source, at=at),
         )
+        # The recent actions survive a restart: read back from the audit trail (a store that fails is logged).
+        _guard("reading the recent actions", lambda: self.jobs.restore(recent_jobs(self.store)))
         self._lock = threading.Lock()
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -434,7 +437,8 @@ def _guard(what: str, step: Callable[[], object]) -> None:
 def _audit_event(entry: dict[str, Any]) -> dict[str, Any]:
     """An audit record of the dashboard as a timeline event (ok: succeeded True, failed or refused False)."""
     action = entry["action"]
-    ok = True if action.endswith(" succeeded") else False if action.endswith((" failed", " refused")) else None
+    failed = action.endswith((" failed", " refused", " canceled"))
+    ok = True if action.endswith(" succeeded") else False if failed else None
     return {
         "at": entry["at"],
         "kind": "audit",

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from notification_emergency.api import ActionResult, EmergencyToolkit
 from notification_emergency.catalogue import LEVELS, RESTARTABLE_COMPONENTS
-from notification_emergency.errors import BadInput, ToolkitError
+from notification_emergency.errors import EXIT_CANCELLED, BadInput, ToolkitError
+from notification_emergency.inputs import validate_inputs
 from notification_emergency.runner import Event
 from notification_emergency.store import EventStore
 from notification_emergency.timeutil import iso, utc_now
@@ -102,6 +103,35 @@ def _parse_restart(inputs: Mapping[str, Any]) -> dict[str, Any]:
     ):
         raise BadInput(f"components must be a non-empty list of {', '.join(COMPONENTS)}")
     return {"components": list(dict.fromkeys(components))}
+
+
+def _parse_backup(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(inputs) - {"label"}
+    if unknown:
+        raise BadInput(f"backup takes label; unknown: {', '.join(sorted(map(str, unknown)))[:200]}")
+    label = inputs.get("label") or "dashboard"
+    if not isinstance(label, str):
+        raise BadInput("label must be text: 1 to 64 lower-case letters, digits, - and _ (before-upgrade)")
+    try:  # the playbook's own rule (backup.yml's spec and inputs.py), checked before anything runs
+        validate_inputs("backup.yml", {"backup_label": label})
+    except BadInput as exc:
+        raise BadInput(f"label: {exc.message}") from None
+    return {"label": label}
+
+
+def _parse_restore_backup(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(inputs) - {"backup"}
+    if unknown:
+        raise BadInput(f"restore-backup takes backup; unknown: {', '.join(sorted(map(str, unknown)))[:200]}")
+    name = inputs.get("backup")
+    fix = "give latest or a backup name as the host's backups list shows it (20261203T101500Z-manual)"
+    if not isinstance(name, str) or not name:
+        raise BadInput(f"backup is required: {fix}")
+    try:  # restore.yml's rule for restore_backup (inputs.py): the name is data, checked, never a path
+        validate_inputs("restore.yml", {"restore_backup": name})
+    except BadInput:
+        raise BadInput(f"backup {name[:80]!r} is not a backup name: {fix}") from None
+    return {"backup": name}
 
 
 @dataclass(frozen=True)
@@ -201,6 +231,42 @@ ACTIONS: dict[str, ActionSpec] = {
             ),
             lambda t, limit, _i, _u, _s: t.restore(limit=limit),
         ),
+        ActionSpec(
+            "backup",
+            "Take a backup",
+            "change",
+            _parse_backup,
+            lambda hosts, i, _u: (
+                f"Take a verified, checksummed backup labelled {i['label']} on {_hosts(hosts)} (templates, state, "
+                "database, the pending queue), then keep the newest backups by the retention. Nothing new is taken "
+                "on a host whose files did not change since its newest backup. Users notice nothing."
+            ),
+            lambda t, limit, i, _u, _s: t.backup(label=i["label"], limit=limit),
+        ),
+        ActionSpec(
+            "drain-backlog",
+            "Drain the backlog",
+            "danger",
+            _no_inputs("drain-backlog"),
+            lambda hosts, _i, _u: (
+                f"Move the pending WebSocket backlog of {_hosts(hosts)} into the flash store: each pending "
+                "notification is shown once on its user's next page instead of live. Touches data (the recovery "
+                "engine never does this by itself)."
+            ),
+            lambda t, limit, _i, _u, _s: t.drain_backlog(limit=limit),
+        ),
+        ActionSpec(
+            "restore-backup",
+            "Restore a backup",
+            "danger",
+            _parse_restore_backup,
+            lambda hosts, i, _u: (
+                f"Restore backup {i['backup']} on {_hosts(hosts)}: verify its checksums first (a corrupt backup is "
+                "refused before anything is written), put back its templates, state and mode, restart what "
+                "changed and verify. The database is not put back. Users may see a short interruption."
+            ),
+            lambda t, limit, i, _u, _s: t.restore(backup=i["backup"], limit=limit),
+        ),
     )
 }
 
@@ -216,17 +282,19 @@ class Job:
     description: str
     started_at: datetime = field(default_factory=utc_now)
     finished_at: datetime | None = None
-    state: str = "running"  # running | succeeded | failed
+    state: str = "running"  # running | succeeded | failed | canceled | abandoned (running when the dashboard died)
     task: str = ""
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT_LINES))
     message: str = ""
     exit_code: int | None = None
     outcome: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
+    canceled_by: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def finish(self, result: ActionResult) -> None:
         """Take the outcome of the action's run (its state, exit code, message, per-host rows, run id)."""
-        self.state = "succeeded" if result.ok else "failed"
+        self.state = "succeeded" if result.ok else "canceled" if result.exit_code == EXIT_CANCELLED else "failed"
         self.exit_code, self.message = result.exit_code, result.message
         self.outcome = {
             host: {key: row.get(key) for key in OUTCOME_KEYS if row.get(key) is not None}
@@ -253,6 +321,7 @@ class Job:
             "exit_code": self.exit_code,
             "outcome": self.outcome,
             "run_ids": self.run_ids,
+            "canceled_by": self.canceled_by,
         }
 
 
@@ -325,10 +394,17 @@ class Jobs:
     def conflict(self, hosts: list[str]) -> Job | None:
         return next((job for job in self.running() if set(job.hosts) & set(hosts)), None)
 
-    def start(self, spec: ActionSpec, hosts: list[str], inputs: dict[str, Any], user: str) -> Job:
+    @staticmethod
+    def new_id() -> str:
+        """A job's id, made before it starts (the audit record of the request carries it)."""
+        return uuid.uuid4().hex[:12]
+
+    def start(
+        self, spec: ActionSpec, hosts: list[str], inputs: dict[str, Any], user: str, job_id: str | None = None
+    ) -> Job:
         """Start the action in a thread (Conflict while another dashboard action runs on one of the hosts)."""
         job = Job(
-            id=uuid.uuid4().hex[:12],
+            id=job_id or self.new_id(),
             action=spec.name,
             label=spec.label,
             hosts=hosts,
@@ -344,14 +420,40 @@ class Jobs:
                     f"{_hosts(sorted(set(busy.hosts) & set(hosts)))}; wait for it to finish"
                 )
             self._jobs[job.id] = job
-            finished = [j.id for j in self._jobs.values() if j.state != "running"]
-            for old in finished[: max(0, len(self._jobs) - KEPT_JOBS)]:
-                del self._jobs[old]
+            self._forget_old()
         thread = threading.Thread(target=self._run, args=(spec, job), name=f"dashboard-{spec.name}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         self._changed(True)
         return job
+
+    def _forget_old(self) -> None:
+        """Keep the running jobs and the newest finished ones, KEPT_JOBS in all (under the lock)."""
+        finished = sorted((j for j in self._jobs.values() if j.state != "running"), key=lambda j: j.started_at)
+        for old in finished[: max(0, len(self._jobs) - KEPT_JOBS)]:
+            del self._jobs[old.id]
+
+    def cancel(self, job_id: str, user: str) -> Job:
+        """Ask a running job to stop: ansible-runner stops ansible-playbook (as on Ctrl-C in the CLI) and the
+        run is recorded ``canceled``. KeyError: no such job; Conflict: it is not running."""
+        job = self.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        if job.state != "running":
+            raise Conflict(f"{job.label} ({job.id}) is not running: it {job.state}")
+        if not job.cancel.is_set():
+            job.canceled_by = user
+            job.lines.append(f"cancel requested by {user}: waiting for ansible-playbook to stop")
+            job.cancel.set()
+            self._changed(False)
+        return job
+
+    def restore(self, jobs: list[Job]) -> None:
+        """Show ``jobs`` (read back from the store after a restart) as recent actions."""
+        with self._lock:
+            for job in jobs:
+                self._jobs.setdefault(job.id, job)
+            self._forget_old()
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -388,11 +490,14 @@ class Jobs:
     def _run(self, spec: ActionSpec, job: Job) -> None:
         try:
             toolkit = self._toolkit(
-                actor=job.user, on_event=lambda event: self._on_event(job, event), cancel=self.stop_event.is_set
+                actor=job.user,
+                on_event=lambda event: self._on_event(job, event),
+                cancel=lambda: self.stop_event.is_set() or job.cancel.is_set(),
             )
             result = spec.run(toolkit, ",".join(job.hosts), job.inputs, job.user, self._failing_since(job.hosts))
         except ToolkitError as exc:
-            job.state, job.exit_code, job.message = "failed", exc.exit_code, exc.message
+            state = "canceled" if exc.exit_code == EXIT_CANCELLED else "failed"
+            job.state, job.exit_code, job.message = state, exc.exit_code, exc.message
         except Exception as exc:  # reported on the page and in the log; the dashboard goes on
             log.exception("dashboard action %s failed", spec.name)
             job.state, job.exit_code, job.message = "failed", 1, f"internal error: {type(exc).__name__}: {exc}"
@@ -400,6 +505,8 @@ class Jobs:
             job.finish(result)
             if spec.name in ("health-check", "auto-recover"):
                 self._record_health(result, spec.name, job.started_at)
+        if job.cancel.is_set() and job.state == "failed":  # it stopped because it was asked to
+            job.state = "canceled"
         job.finished_at = utc_now()
         job.lines.append(f"{job.state}: {job.message}")
         try:
@@ -407,7 +514,13 @@ class Jobs:
                 actor=job.user,
                 action=f"dashboard {spec.name} {job.state}",
                 target=_hosts(job.hosts),
-                details={"job": job.id, "exit_code": job.exit_code, "message": job.message[:500]},
+                details={
+                    "job": job.id,
+                    "exit_code": job.exit_code,
+                    "message": job.message[:500],
+                    "run_ids": job.run_ids,
+                    "canceled_by": job.canceled_by,
+                },
             )
         except ToolkitError as exc:  # the store is down: the page still shows the result
             log.error("cannot record the end of dashboard action %s in the audit trail: %s", job.id, exc.message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,12 @@ class Timeline(StoreEngine):
     """The merged timeline of runs, incidents, actions, emergencies, notifications and audit records."""
 
     def events(
-        self, *, since: datetime | None = None, limit: int = 50, kinds: set[str] | None = None
+        self,
+        *,
+        since: datetime | None = None,
+        limit: int = 50,
+        kinds: set[str] | None = None,
+        host: str | None = None,
     ) -> list[dict[str, Any]]:
         """A merged timeline, newest first: ``{"at", "kind", "summary", "ok", "ref"}``.
 
@@ -28,6 +34,10 @@ class Timeline(StoreEngine):
         for a successful run, a resolved incident, a succeeded action and a delivered notification, False
         for their failures (an open incident included), None otherwise. ``ref`` is the record's id (run id,
         incident id, action id, emergency id, notification id, audit id).
+
+        ``host``: only what concerns that host (a host's timeline): runs limited to it or that ran on it,
+        incidents on it and their actions, emergency mode on it; notifications and audit records name no host
+        and are left out.
         """
         wanted = set(EVENT_KINDS if kinds is None else kinds)
         unknown = wanted - EVENT_KINDS
@@ -41,8 +51,13 @@ class Timeline(StoreEngine):
         def add(kind: str, at: datetime, summary: str, ok: bool | None, ref: Any) -> None:
             found.append((at, order[kind], {"at": iso(at), "kind": kind, "summary": summary, "ok": ok, "ref": ref}))
 
+        if host is not None:
+            wanted -= {"notification", "audit"}
+
         def newest(table: sa.Table, column: sa.Column[Any], *extra: Any) -> sa.Select[Any]:
             query = sa.select(table, *extra).order_by(column.desc()).limit(limit)
+            if host is not None:
+                query = query.where(_about(table, host))
             return query.where(column >= utc(since)) if since is not None else query
 
         with self._read() as conn:
@@ -90,3 +105,32 @@ class Timeline(StoreEngine):
                     add("audit", row["at"], f"{row['actor']} {row['action']} {row['target']}", None, row["id"])
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         return [item[2] for item in found[:limit]]
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _holds(column: sa.Column[Any], host: str, *, key: bool = False) -> sa.ColumnElement[bool]:
+    """The JSON ``column`` holds ``host`` as a string (an array element, or ``key``: an object's key), as
+    SQLite (ASCII escapes) and PostgreSQL (JSONB, UTF-8) write it."""
+    needles = {json.dumps(host), json.dumps(host, ensure_ascii=False)}
+    text = sa.cast(column, sa.Text)
+    return sa.or_(*(text.like(f"%{_escaped(n)}{':' if key else ''}%", escape="\\") for n in needles))
+
+
+def _about(table: sa.Table, host: str) -> sa.ColumnElement[bool]:
+    """The rows of ``table`` that concern ``host``."""
+    if table is RUNS:  # limited to it (alone or in a comma-separated list), or it is in the run's recap
+        limit, plain = RUNS.c.host_limit, _escaped(host)
+        return sa.or_(
+            limit == host,
+            limit.like(f"{plain},%", escape="\\"),
+            limit.like(f"%,{plain}", escape="\\"),
+            limit.like(f"%,{plain},%", escape="\\"),
+            _holds(RUNS.c.hosts, host, key=True),
+        )
+    if table is INCIDENT_ACTIONS:
+        on_host = sa.select(INCIDENTS.c.id).where(_holds(INCIDENTS.c.hosts, host))
+        return INCIDENT_ACTIONS.c.incident_id.in_(on_host.scalar_subquery())
+    return _holds(table.c.hosts, host)

@@ -1,167 +1,38 @@
 // notification-emergency dashboard: renders /api/state, follows /api/stream (server-sent events), and
 // starts the controls through POST /api/actions (confirmation text from the server, CSRF token in a header).
+// The fleet view, the host detail panel and the host picker are fleet.js; the shared helpers common.js.
 // Everything is written with textContent: nothing from the server is parsed as HTML.
 (() => {
   "use strict";
 
+  const { el, svg, badge, time, when, seconds, replace, getJSON } = window.NE;
+  const fleet = window.NE.fleet;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const operator = document.body.dataset.role === "operator";
   const FALLBACK_MS = 30000;
   const state = { live: null, record: null, stream: null, lastUpdate: null };
-
-  // -- small helpers -------------------------------------------------------------------------------------
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function svg(tag, attrs, text) {
-    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  const ICONS = {
-    healthy: "✓", ok: "✓", succeeded: "✓", delivered: "✓", off: "✓",
-    degraded: "!", running: "⟳", pending: "…", disabled: "–",
-    failed: "✗", unreachable: "✗", on: "⚠", unknown: "?", info: "•",
-  };
-
-  function badge(status, text, extraClass) {
-    const word = text || status;
-    return el("span", { class: `badge b-${extraClass || status}`, "data-status": status },
-      el("span", { "aria-hidden": "true", text: `${ICONS[status] || "•"} ` }), word);
-  }
-
-  function time(iso) {
-    if (!iso) return "-";
-    const moment = new Date(iso);
-    return Number.isNaN(moment.getTime()) ? iso : moment.toLocaleTimeString([], { hour12: false });
-  }
-
-  function when(iso) {
-    if (!iso) return "-";
-    const moment = new Date(iso);
-    const today = new Date().toDateString() === moment.toDateString();
-    return today ? time(iso) : `${moment.toLocaleDateString()} ${time(iso)}`;
-  }
-
-  function seconds(value) {
-    if (value === null || value === undefined) return "-";
-    return value < 120 ? `${value.toFixed(1)} s` : `${(value / 60).toFixed(1)} min`;
-  }
-
-  function ms(value) {
-    return value === null || value === undefined ? "-" : `${Number(value).toFixed(1)} ms`;
-  }
-
-  function replace(container, ...children) {
-    container.replaceChildren(...children.flat().filter((c) => c));
-  }
-
-  // -- status --------------------------------------------------------------------------------------------
-
-  function modeText(mode) {
-    if (mode === "websocket") return badge("info", "WebSocket (live)", "websocket");
-    if (mode === "legacy") return badge("info", "legacy flash messages", "legacy");
-    return badge("unknown", "unknown");
-  }
-
-  function emergencyText(emergency) {
-    if (!emergency) return badge("unknown", "unknown");
-    if (!emergency.active) return badge("off", "off");
-    const level = emergency.level ? ` level ${emergency.level} ${emergency.level_name || ""}` : "";
-    const parts = [badge("on", `ON${level}`, emergency.level ? `on-${emergency.level}` : "on")];
-    if (emergency.reason) parts.push(` “${emergency.reason}”`);
-    if (emergency.triggered_by) parts.push(el("span", { class: "muted", text: ` by ${emergency.triggered_by}` }));
-    return parts;
-  }
-
-  function renderHosts() {
-    const hosts = (state.live && state.live.hosts) || [];
-    const cards = hosts.map((row) => {
-      const incident = row.incident
-        ? [badge(row.level <= 2 ? "failed" : "degraded", `level ${row.level} ${row.level_name || ""}`),
-          ` ${row.incident.failure_type} (incident #${row.incident.id})`]
-        : [el("span", { class: "muted", text: row.ok || row.status === "unknown" ? "no open incident" : "not classified yet: run a health check" })];
-      const problems = row.problems && row.problems.length ? row.problems.join("; ") : "none";
-      const asOf = row.mode_as_of ? el("span", { class: "muted", text: ` (as of the check at ${time(row.mode_as_of)})` }) : null;
-      return el("article", { class: `host-card st-${row.status}`, "data-host": row.host, "data-status": row.status },
-        el("h3", {}, el("span", { text: row.host }), badge(row.status, row.status.toUpperCase())),
-        el("dl", {},
-          el("dt", { text: "Health" }), el("dd", { class: "health", text: `${row.status}${row.since ? ` since ${time(row.since)}` : ""}` }),
-          el("dt", { text: "Notifications" }), el("dd", { class: "mode" }, modeText(row.mode), asOf),
-          el("dt", { text: "Emergency mode" }), el("dd", { class: "emergency" }, emergencyText(row.emergency)),
-          el("dt", { text: "Emergency level" }), el("dd", { class: "level" }, incident),
-          el("dt", { text: "Problems" }), el("dd", { class: "problems", text: problems }),
-          el("dt", { text: "Probed" }), el("dd", { class: "muted", text: `${time(row.probed_at)} in ${ms(row.latency_ms)}` }),
-        ));
-    });
-    replace(document.getElementById("hosts"), cards.length ? cards : el("p", { class: "muted", text: "no hosts" }));
-  }
-
-  // -- components ----------------------------------------------------------------------------------------
-
-  function componentTable(rows, columns) {
-    return el("table", {},
-      el("thead", {}, el("tr", {}, columns.map((c) => el("th", { text: c.title })))),
-      el("tbody", {}, rows.map((row) => el("tr", { "data-component": row.name }, columns.map((c) => c.cell(row))))));
-  }
-
-  function renderComponents() {
-    const hosts = (state.live && state.live.hosts) || [];
-    const blocks = hosts.map((row) => {
-      const live = componentTable(row.components || [], [
-        { title: "Component", cell: (c) => el("td", { text: c.name }) },
-        { title: "Status", cell: (c) => el("td", {}, badge(c.status)) },
-        { title: "Latency", cell: (c) => el("td", { class: "num", text: ms(c.latency_ms) }) },
-        { title: "Evidence", cell: (c) => el("td", { text: c.evidence || "" }) },
-      ]);
-      let check = el("p", { class: "muted", text: "No health check run from this dashboard yet: “Run health check” checks every component (processes, ports, disk, config, templates)." });
-      if (row.last_check) {
-        const last = row.last_check;
-        const head = `Last health check ${when(last.at)} (${last.source}): ${last.status}` +
-          (last.primary ? `, ${last.primary} level ${last.level} ${last.level_name || ""}` : "") +
-          (last.plan && last.plan.length ? `; plan: ${last.plan.join(", ")}` : "");
-        check = el("details", {},
-          el("summary", { text: head }),
-          componentTable(last.checks || [], [
-            { title: "Check", cell: (c) => el("td", { text: `${c.name}${c.component && c.component !== c.name ? ` (${c.component})` : ""}` }) },
-            { title: "Status", cell: (c) => el("td", {}, badge(c.status)) },
-            { title: "Latency", cell: (c) => el("td", { class: "num", text: ms(c.latency_ms) }) },
-            { title: "Evidence", cell: (c) => el("td", { text: [c.error, c.evidence].filter(Boolean).join(" · ") }) },
-          ]));
-      }
-      return el("div", { class: "component-host", "data-host": row.host },
-        el("h3", {}, `${row.host} `, badge(row.status), el("span", { class: "muted", text: ` live probe ${time(row.probed_at)}` })),
-        live, check);
-    });
-    replace(document.getElementById("component-tables"), blocks);
-  }
+  const renders = []; // how long each render of live data took (ms, performance.now()), the newest last
 
   // -- actions -------------------------------------------------------------------------------------------
+
+  const OUTCOME_OK = ["ok", "healthy", "recovered"];
 
   function renderJobs() {
     const jobs = (state.live && state.live.jobs) || [];
     if (!jobs.length) return;
-    const items = jobs.slice(0, 6).map((job) => {
+    const items = jobs.slice(0, 8).map((job) => {
       const outcome = Object.entries(job.outcome || {}).map(([host, row]) =>
-        el("li", {}, `${host}: `, badge(["ok", "healthy", "recovered"].includes(row.status) ? "ok" : (row.status === "escalated" || row.status === "throttled" ? "degraded" : "failed"), row.status || "?"),
+        el("li", {}, `${host}: `, badge(OUTCOME_OK.includes(row.status) ? "ok" : (row.status === "escalated" || row.status === "throttled" ? "degraded" : "failed"), row.status || "?"),
           row.line || row.error ? ` ${row.line || row.error}` : ""));
+      const hosts = job.hosts.length <= 4 ? job.hosts.join(", ") : `${job.hosts.length} hosts`;
+      const inputs = job.inputs && job.inputs.backup ? ` (${job.inputs.backup})` : job.inputs && job.inputs.label ? ` (${job.inputs.label})` : "";
+      const cancel = job.state === "running" && operator
+        ? el("button", { type: "button", class: "danger small", "data-cancel": job.id, disabled: Boolean(job.canceled_by) }, job.canceled_by ? "Cancelling…" : "Cancel")
+        : null;
       return el("article", { class: `job j-${job.state}`, "data-job": job.id, "data-action": job.action, "data-state": job.state },
-        el("div", {}, el("strong", { text: job.label }), ` on ${job.hosts.join(", ")} by ${job.user} at ${time(job.started_at)} `,
-          badge(job.state)),
+        el("div", {}, el("strong", { text: job.label }), `${inputs} on ${hosts} by ${job.user} at ${when(job.started_at)} `,
+          badge(job.state), cancel ? " " : null, cancel),
+        job.canceled_by ? el("div", { class: "muted", text: `cancel requested by ${job.canceled_by}` }) : null,
         job.state === "running" && job.task ? el("div", { class: "muted", text: `now: ${job.task}` }) : null,
         el("pre", { class: "progress", text: (job.progress || []).join("\n") || "starting…" }),
         job.message ? el("div", { class: "result", text: job.message }) : null,
@@ -276,13 +147,18 @@
   function applyLive(live) {
     state.live = live;
     state.lastUpdate = new Date();
-    renderHosts();
-    renderComponents();
+    const started = performance.now();
+    fleet.render(live);
     renderJobs();
+    renderBackupHosts();
+    renders.push({ hosts: ((live && live.hosts) || []).length, ms: performance.now() - started });
+    if (renders.length > 50) renders.shift();
+    document.getElementById("status").dataset.renderMs = renders[renders.length - 1].ms.toFixed(1);
   }
 
   function applyRecord(record) {
     state.record = record;
+    fleet.recordChanged(record);
     renderStats();
     renderEvents();
   }
@@ -329,16 +205,51 @@
   }
 
   function request(action) {
-    const hosts = [...form.querySelectorAll('input[name="host"]:checked')].map((box) => box.value);
+    let hosts = fleet.selectedHosts();
     const inputs = {};
     if (action === "activate-emergency") {
       inputs.reason = form.elements.reason.value;
       inputs.level = Number(form.elements.level.value);
     } else if (action === "restart") {
       inputs.components = [...form.querySelectorAll('input[name="component"]:checked')].map((box) => box.value);
+    } else if (action === "backup") {
+      inputs.label = form.elements.label.value.trim() || "dashboard";
+    } else if (action === "restore-backup") {
+      hosts = form.elements["backup-host"].value ? [form.elements["backup-host"].value] : [];
+      inputs.backup = form.elements.backup.value;
     }
     return { action, hosts, inputs };
   }
+
+  // -- restore-by-name: the chosen host's backups, from the store ---------------------------------------
+
+  function renderBackupHosts() {
+    const picker = form.elements["backup-host"];
+    const names = ((state.live && state.live.hosts) || []).map((row) => row.host);
+    const current = [...picker.options].map((option) => option.value).filter(Boolean);
+    if (current.length === names.length && current.every((name, i) => name === names[i])) return;
+    const chosen = picker.value;
+    replace(picker, el("option", { value: "", text: "choose a host" }),
+      names.map((name) => el("option", { value: name, text: name, selected: name === chosen })));
+  }
+
+  async function loadBackups() {
+    const host = form.elements["backup-host"].value;
+    const picker = form.elements.backup;
+    if (!host) { replace(picker, el("option", { value: "", text: "choose a host first" })); return; }
+    replace(picker, el("option", { value: "", text: "loading…" }));
+    try {
+      const data = await getJSON(`/api/hosts/${encodeURIComponent(host)}/backups`);
+      if (form.elements["backup-host"].value !== host) return;
+      replace(picker, el("option", { value: "latest", text: "latest (the newest complete backup)" }),
+        (data.backups || []).map((name) => el("option", { value: name, text: name })));
+    } catch (error) {
+      replace(picker, el("option", { value: "latest", text: "latest" }));
+      say(`Could not read the backups of ${host}: ${error.message}`, "error");
+    }
+  }
+
+  form.elements["backup-host"].addEventListener("change", loadBackups);
 
   async function post(body) {
     const response = await fetch("/api/actions", {
@@ -398,6 +309,26 @@
     if (button) act(button);
   });
 
+  document.getElementById("jobs").addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-cancel]");
+    if (!button) return;
+    button.disabled = true;
+    try {
+      const response = await fetch(`/api/actions/${encodeURIComponent(button.dataset.cancel)}/cancel`, {
+        method: "POST",
+        headers: { "X-CSRF-Token": csrf, Accept: "application/json" },
+        cache: "no-store",
+      });
+      let data = {};
+      try { data = await response.json(); } catch (error) { data = { error: `HTTP ${response.status}` }; }
+      if (response.status === 202) say(`Cancelling: ${data.job.label} (ansible-playbook is being stopped).`, "ok");
+      else say(`Refused (${response.status}): ${data.error}`, "error");
+    } catch (error) {
+      say(`Could not reach the dashboard: ${error.message}`, "error");
+    }
+  });
+
+  window.NE.dashboard = { applyLive, renders, state };
   refresh();
   connect();
   window.setInterval(refresh, FALLBACK_MS);

@@ -106,13 +106,44 @@ def act() -> Response:
             }
         )
     # Recorded before it starts: an action the audit trail cannot hold does not run.
-    gate.audit(user.name, f"dashboard {spec.name}", ", ".join(hosts), {"role": user.role, "inputs": inputs})
+    job_id = jobs.new_id()
+    gate.audit(
+        user.name, f"dashboard {spec.name}", ", ".join(hosts), {"role": user.role, "inputs": inputs, "job": job_id}
+    )
     try:
-        started = jobs.start(spec, hosts, inputs, user.name)
+        started = jobs.start(spec, hosts, inputs, user.name, job_id)
     except Conflict as exc:
-        gate.audit(user.name, f"dashboard {spec.name} refused", ", ".join(hosts), {"reason": exc.message})
+        details = {"reason": exc.message, "job": job_id}
+        gate.audit(user.name, f"dashboard {spec.name} refused", ", ".join(hosts), details)
         return error(409, exc.message)
     response = jsonify({"ok": True, "job": started.to_json()})
+    response.status_code = 202
+    return response
+
+
+@actions.post("/<job_id>/cancel")
+@require_login()
+@require_csrf
+def cancel(job_id: str) -> Response:
+    """Cancel a running action (operators): ansible-playbook is stopped, the run recorded ``canceled``."""
+    user: User = g.user
+    jobs, gate = current_dashboard().jobs, current_gate()
+    if not user.can_act:
+        gate.audit_if_possible(
+            user.name, "dashboard cancel refused", "dashboard", {"role": user.role, "reason": "viewer"}
+        )
+        return error(403, f"{user.name} is a viewer: only operators can cancel actions")
+    found = jobs.get(job_id)
+    if found is None:
+        return error(404, f"no dashboard action {job_id[:80]!r}: give the id of a running action (GET /api/actions)")
+    if found.state != "running":
+        return error(409, f"{found.label} ({found.id}) is not running: it {found.state}; nothing to cancel")
+    gate.audit(user.name, f"dashboard {found.action} cancel", ", ".join(found.hosts), {"job": found.id})
+    try:
+        canceled = jobs.cancel(job_id, user.name)
+    except Conflict as exc:  # it ended in between
+        return error(409, exc.message)
+    response = jsonify({"ok": True, "job": canceled.to_json()})
     response.status_code = 202
     return response
 

@@ -23,7 +23,6 @@ def index() -> Any:
         "index.html",
         user=user,
         csrf=csrf_token(),
-        hosts=dashboard.hosts,
         actions=ACTIONS,
         version=__version__,
         store=dashboard.store.display_url,
