@@ -121,8 +121,8 @@ options:
     type: float
     default: 5
 notes:
-  - Needs PyYAML on the host to read C(config.yml) (without it the backup has no database and queue copy),
-    and C(pg_dump) for a PostgreSQL database.
+  - Reads C(config.yml) with PyYAML when the host's Python has it, else with the standard library (the plain
+    form the deploy role writes; other YAML is refused with the fix). Needs C(pg_dump) for a PostgreSQL database.
 author:
   - notification-emergency contributors
 """

@@ -32,7 +32,8 @@ options:
   config:
     description:
       - Path of the service's C(config.yml); the module uses its C(emergency_file) (relative to
-        C(config.yml) when relative). Needs PyYAML on the managed host.
+        C(config.yml) when relative). Read with PyYAML when the host's Python has it, else with the standard
+        library (the plain form the deploy role writes).
     type: path
   state:
     description: C(active) activates or updates emergency mode, C(inactive) resolves it, C(query) only reads it.
@@ -141,10 +142,9 @@ diff:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.notification_emergency_state import (
     AUDIT_NAME,
-    YAML_IMPORT_ERROR,
     EmergencyStateError,
     apply,
     emergency_file_from_config,
@@ -174,11 +174,6 @@ def main():
     params = module.params
     try:
         if params["config"]:
-            if YAML_IMPORT_ERROR is not None:
-                module.fail_json(
-                    msg=missing_required_lib("PyYAML", reason="to read emergency_file from config; or pass path"),
-                    exception=str(YAML_IMPORT_ERROR),
-                )
             path = emergency_file_from_config(params["config"])
         else:
             path = params["path"]

@@ -16,8 +16,8 @@ description:
     systemd services, free disk space and files, and returns one structured result (C(docs/health-result.md)
     is the contract).
   - Every protocol is spoken with the Python standard library (the WebSocket upgrade, Engine.IO, Socket.IO
-    and Redis RESP by hand); only PyYAML (to read O(config)) and, for a PostgreSQL database, psycopg are
-    needed on the host.
+    and Redis RESP by hand), and so is O(config) read when the host's Python has no PyYAML (the plain form the
+    deploy role writes); only a PostgreSQL database check needs psycopg on the host.
   - With O(config) the checks are derived from the service's C(config.yml); O(checks) adds checks, adjusts
     or replaces the derived ones, or disables them.
   - Checks run concurrently. Each is bounded by its own O(timeout) and the call by O(deadline); a check still
@@ -317,8 +317,8 @@ options:
     type: bool
     default: false
 requirements:
-  - PyYAML (for O(config))
-  - psycopg (for a PostgreSQL database check)
+  - python >= 3.8, standard library only
+  - psycopg (only for a PostgreSQL database check)
 notes:
   - Supports check mode; the module only reads, so check mode runs the same checks.
   - The Socket.IO handshake is done without an C(Origin) header, as a server-side client.

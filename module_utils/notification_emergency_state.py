@@ -16,13 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-try:
-    import yaml
-
-    YAML_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - PyYAML ships with the reference service
-    yaml = None
-    YAML_IMPORT_ERROR = exc
+from ansible.module_utils.notification_yaml import YAML_ERRORS, YamlSubsetError, safe_load
 
 LEVELS = (1, 2, 3, 4)
 MAX_REASON = 500
@@ -44,16 +38,18 @@ def utc_now() -> str:
 
 def emergency_file_from_config(config: str) -> str:
     """The ``emergency_file`` of the service's config.yml (relative paths are relative to config.yml)."""
-    if yaml is None:
-        raise EmergencyStateError("PyYAML is needed to read config; install it or pass path instead")
     try:
         with open(config, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = safe_load(handle.read())
     except FileNotFoundError:
         raise EmergencyStateError(f"config {config} does not exist; pass the service's config.yml, or path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise EmergencyStateError(f"config {config} cannot be read ({exc}); fix its permissions or use path") from None
-    except yaml.YAMLError as exc:
+    except YamlSubsetError as exc:
+        raise EmergencyStateError(
+            f"config {config} {exc} and this host's Python has no PyYAML; install PyYAML for it or use path"
+        ) from None
+    except YAML_ERRORS as exc:
         raise EmergencyStateError(f"config {config} is not valid YAML ({exc}); fix it or use path") from None
     value = data.get("emergency_file") if isinstance(data, dict) else None
     if not isinstance(value, str) or not value.strip():

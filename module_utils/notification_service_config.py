@@ -1,8 +1,9 @@
 """The notification service's own configuration as a host reads it: config.yml, its secrets file, the paths and
 the database URL it names.
 
-Shipped with ``notification_health``, ``notification_backup`` and ``notification_mode``. Needs PyYAML (reported
-with ``MissingLibrary`` when absent); otherwise standard library only, Python 3.8+.
+Shipped with ``notification_health``, ``notification_backup`` and ``notification_mode``. Standard library only,
+Python 3.8+: config.yml is read with PyYAML when the module's Python has it, else with
+``notification_yaml``'s reader of the plain form the deploy role writes (a bare host's Python has no PyYAML).
 """
 
 from __future__ import annotations
@@ -11,20 +12,12 @@ import os
 from typing import Any
 from urllib.parse import unquote
 
-from ansible.module_utils.notification_common import HealthArgumentError, MissingLibrary
-
-
-def import_yaml() -> Any:
-    try:
-        import yaml
-    except ImportError as exc:
-        raise MissingLibrary("PyYAML", "to read config.yml") from exc
-    return yaml
+from ansible.module_utils.notification_common import HealthArgumentError
+from ansible.module_utils.notification_yaml import YAML_ERRORS, YamlSubsetError, safe_load
 
 
 def read_yaml(path: str, what: str) -> Any:
     """The YAML file ``path``; HealthArgumentError names ``what`` (the argument), the file and the fix."""
-    yaml = import_yaml()
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -41,8 +34,13 @@ def read_yaml(path: str, what: str) -> Any:
             f"{what}: {path} cannot be read ({reason}); fix its permissions or run the task with become"
         ) from None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        return safe_load(text)
+    except YamlSubsetError as exc:
+        raise HealthArgumentError(
+            f"{what}: {path} {exc} and this host's Python has no PyYAML; install PyYAML for it (python3-yaml) "
+            "or keep the file in the plain form the deploy role writes"
+        ) from None
+    except YAML_ERRORS as exc:  # PyYAML's
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -52,7 +50,7 @@ def read_yaml(path: str, what: str) -> Any:
 def read_service_config(config_path: str) -> dict[str, Any]:
     """The service's config.yml as a mapping.
 
-    Raises MissingLibrary without PyYAML, HealthArgumentError when the file is missing, unreadable, not YAML
+    Raises HealthArgumentError when the file is missing, unreadable, not YAML
     or not a mapping (the message names the file and the fix).
     """
     data = read_yaml(config_path, "config")
