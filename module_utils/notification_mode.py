@@ -260,11 +260,41 @@ def write_file(change: FileChange, ids: tuple[int, int]) -> None:
 # -- the service CLI (carry-pending, probe) ------------------------------------------------------------------
 
 
+def _as_owner(switch: Switch) -> Any:
+    """A preexec_fn that runs the service's CLI as the service's own user when this module runs as root and the
+    service has another owner: what the CLI writes (the SQLite database and its journal) stays the service's.
+    None when there is nothing to change (subprocess's user= needs Python 3.9; hosts may run 3.8)."""
+    uid, gid = _ids(switch.owner, switch.group)
+    if os.geteuid() != 0 or uid in (-1, 0):
+        return None
+    import pwd
+
+    entry = pwd.getpwuid(uid)
+    gid = gid if gid != -1 else entry.pw_gid
+
+    def drop() -> None:
+        os.setgroups([gid])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    return drop
+
+
 def run_cli(switch: Switch, step: str, args: list[str], timeout: float) -> dict[str, Any]:
-    """Run ``notification-service <args>`` and return its JSON answer; a failure names ``step``."""
+    """Run ``notification-service <args>`` (as the service's owner) and return its JSON answer; a failure names
+    ``step``."""
     command = [switch.service_cli, *args]
+    drop = _as_owner(switch)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            preexec_fn=drop,
+            cwd=switch.root if drop else None,  # the module's own directory may be closed to the service's user
+        )
     except subprocess.TimeoutExpired:
         raise SwitchFailed(step, f"{' '.join(command)} did not answer within {timeout:g}s") from None
     except OSError as exc:
