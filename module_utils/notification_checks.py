@@ -152,7 +152,8 @@ def check_http(spec: CheckSpec, deadline: Deadline, evidence: dict[str, Any], co
         evidence["status_code"] = response.status
         deadline.step = "reading the HTTP body"
         body = bytearray()
-        while len(body) < MAX_BODY:
+        # Python 3.13's read1 closes the response (and the socket) once the body is complete: stop there.
+        while len(body) < MAX_BODY and not response.isclosed():
             sock.settimeout(deadline.remaining())
             chunk = response.read1(MAX_BODY - len(body))
             if not chunk:
