@@ -221,7 +221,8 @@ def run_drill(
     row = exercise.row(host)
     final = probe(toolkit.fleet.target(host), timeout=2.0)
     hostvars = toolkit.fleet.hostvars(host)
-    ports = {int(v) for k, v in hostvars.items() if k.endswith("_port") and str(v).isdigit()}
+    # The service's ports (not ansible_port: a host reached over SSH has its sshd there, outside supervisord).
+    ports = {int(v) for k, v in hostvars.items() if k.endswith("_port") and k != "ansible_port" and str(v).isdigit()}
     left = left_as_found(SandboxHost(toolkit.fleet.target(host), hostvars), ports)
     recovered, mttr = _recovery(toolkit, exercise, host)
     detected_at = exercise.detected.get(host)
