@@ -245,7 +245,7 @@ def _counters(out: _Writer, totals: dict[str, Any]) -> None:
     outcomes: dict[tuple[str, str, str], int] = {}
     for action in totals["actions"]:
         key = (action["failure_type"], action["action"], recovery_outcome(action["action"], action["outcome"]))
-        outcomes[key] = outcomes.get(key, 0) + 1
+        outcomes[key] = outcomes.get(key, 0) + action["count"]
     out.family(
         "recovery_actions_total",
         "counter",
@@ -260,7 +260,7 @@ def _counters(out: _Writer, totals: dict[str, Any]) -> None:
     escalations = {name: 0 for name in CATALOGUE}  # every failure type at 0 first, so increase() sees the first
     for action in totals["actions"]:
         if action["action"] == ESCALATE:
-            escalations[action["failure_type"]] = escalations.get(action["failure_type"], 0) + 1
+            escalations[action["failure_type"]] = escalations.get(action["failure_type"], 0) + action["count"]
     out.family(
         "escalations_total",
         "counter",

@@ -95,7 +95,7 @@ class Statistics(StoreEngine):
         - ``incidents``, ``incidents_resolved``, ``incidents_open``, ``incidents_by_type`` ``{type: count}``;
           ``detection_seconds`` (started -> detected, where the start is known) and ``recovery_seconds``
           (detected -> resolved) of every incident, as lists of durations;
-        - ``actions``: every finished incident action as ``{"failure_type", "action", "outcome", "automatic"}``;
+        - ``actions``: the finished incident actions as ``{"failure_type", "action", "outcome", "count"}``;
         - ``acted``: ``{host: [incident ids]}``: the incidents with an automatic action started at or after
           ``acted_since`` (none when it is None), per host of the incident (what the circuit breaker counts);
         - ``notifications``: ``{state: count}`` now (delivered, failed, pending: a pending one is delivered
@@ -112,13 +112,11 @@ class Statistics(StoreEngine):
             ).all()
             actions = conn.execute(
                 sa.select(
-                    INCIDENTS.c.failure_type,
-                    INCIDENT_ACTIONS.c.action,
-                    INCIDENT_ACTIONS.c.outcome,
-                    INCIDENT_ACTIONS.c.details,
+                    INCIDENTS.c.failure_type, INCIDENT_ACTIONS.c.action, INCIDENT_ACTIONS.c.outcome, sa.func.count()
                 )
                 .join(INCIDENTS, INCIDENTS.c.id == INCIDENT_ACTIONS.c.incident_id)
                 .where(INCIDENT_ACTIONS.c.outcome.is_not(None))
+                .group_by(INCIDENTS.c.failure_type, INCIDENT_ACTIONS.c.action, INCIDENT_ACTIONS.c.outcome)
             ).all()
             acted_rows = (
                 conn.execute(
@@ -165,13 +163,8 @@ class Statistics(StoreEngine):
             "detection_seconds": [d for d in detection if d is not None],
             "recovery_seconds": [r for r in recovery if r is not None],
             "actions": [
-                {
-                    "failure_type": failure_type,
-                    "action": action,
-                    "outcome": outcome,
-                    "automatic": bool((details or {}).get("automatic")),
-                }
-                for failure_type, action, outcome, details in actions
+                {"failure_type": failure_type, "action": action, "outcome": outcome, "count": int(count)}
+                for failure_type, action, outcome, count in actions
             ],
             "acted": {host: sorted(ids) for host, ids in sorted(acted.items())},
             "notifications": {state: notes.get(state, 0) for state in ("delivered", "failed", "pending")},
