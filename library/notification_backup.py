@@ -124,7 +124,7 @@ notes:
   - Reads C(config.yml) with PyYAML when the host's Python has it, else with the standard library (the plain
     form the deploy role writes; other YAML is refused with the fix). Needs C(pg_dump) for a PostgreSQL database.
 author:
-  - notification-emergency contributors
+  - notification-emergency contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

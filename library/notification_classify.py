@@ -46,7 +46,7 @@ options:
     description: The host name that starts RV(summary) (usually C(inventory_hostname)).
     type: str
 author:
-  - notification-emergency contributors
+  - notification-emergency contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

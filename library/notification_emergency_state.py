@@ -59,7 +59,7 @@ options:
     description: The append-only audit log. Defaults to C(emergency-audit.log) next to C(emergency.json).
     type: path
 author:
-  - notification-emergency contributors
+  - notification-emergency contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

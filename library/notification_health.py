@@ -325,7 +325,7 @@ notes:
 seealso:
   - module: notification_services
 author:
-  - notification-emergency contributors
+  - notification-emergency contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

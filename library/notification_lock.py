@@ -84,7 +84,7 @@ options:
 notes:
   - Supports check mode. Diff mode shows nothing (the lock is not a change).
 author:
-  - notification-emergency contributors
+  - notification-emergency contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -177,7 +177,7 @@ options:
         type: bool
         default: false
 author:
-  - notification-emergency contributors
+  - notification-emergency contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

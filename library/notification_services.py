@@ -117,7 +117,7 @@ options:
     type: float
     default: 20
 author:
-  - notification-emergency contributors
+  - notification-emergency contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -32,7 +32,7 @@ description:
     under Mitogen with "EOF on stream"). So a play runs through Mitogen only when every one of its hosts has
     C(ansible_python_interpreter) set to a path (in the inventory, or C(interpreter_python) in ansible.cfg);
     otherwise the play runs under plain linear, with a warning that names a host without one.
-author: notification-emergency contributors
+author: notification-emergency contributors (!UNKNOWN)
 """
 
 import ctypes
