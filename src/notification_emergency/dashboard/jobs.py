@@ -294,8 +294,11 @@ class Job:
 
     def finish(self, result: ActionResult) -> None:
         """Take the outcome of the action's run (its state, exit code, message, per-host rows, run id)."""
-        self.state = "succeeded" if result.ok else "canceled" if result.exit_code == EXIT_CANCELLED else "failed"
+        canceled = result.exit_code == EXIT_CANCELLED or (result.run is not None and result.run.status == "canceled")
+        self.state = "canceled" if canceled else "succeeded" if result.ok else "failed"
         self.exit_code, self.message = result.exit_code, result.message
+        if canceled and result.exit_code != EXIT_CANCELLED:  # (a health check reads what the run got to)
+            self.exit_code, self.message = EXIT_CANCELLED, f"canceled: {result.message}"
         self.outcome = {
             host: {key: row.get(key) for key in OUTCOME_KEYS if row.get(key) is not None}
             for host, row in result.hosts.items()

@@ -67,7 +67,7 @@ def _known(host: str) -> Response | None:
     return error(404, f"host {host[:80]!r} is not shown by this dashboard: see GET /api/status for its hosts")
 
 
-@api.get("/hosts/<host>/timeline")
+@api.get("/hosts/<path:host>/timeline")
 @require_login(basic=True)
 def host_timeline(host: str) -> Response:
     """One host's timeline from the store: its runs, incidents and their actions, emergency mode."""
@@ -79,7 +79,7 @@ def host_timeline(host: str) -> Response:
     return jsonify({"host": host, "events": current_dashboard().store.events(since=since, limit=limit, host=host)})
 
 
-@api.get("/hosts/<host>/backups")
+@api.get("/hosts/<path:host>/backups")
 @require_login(basic=True)
 def host_backups(host: str) -> Response:
     """The backups of a host the store knows (from the runs that took or used them), newest first."""
