@@ -158,3 +158,50 @@ def test_statistics_of_an_empty_store(store: EventStore) -> None:
         "notifications": {"total": 0, "delivered": 0, "failed": 0, "pending": 0},
         "by_type": {},
     }
+
+
+def test_totals_for_metrics_against_hand_computed_values(store: EventStore) -> None:
+    """The all-time totals behind /metrics: finished runs apart from running ones, incident durations, finished
+    actions grouped by failure type, step and outcome, the incidents acted on automatically per host."""
+    empty = store.totals(acted_since=at(0))
+    assert empty["incidents"] == 0 and empty["actions"] == [] and empty["acted"] == {}
+    assert empty["notifications"] == {"delivered": 0, "failed": 0, "pending": 0}
+    for run_id, status in (("a", "successful"), ("b", "failed"), ("c", None)):
+        store.start_run(run_id, action="x", playbook="x.yml", actor="t", inputs={}, limit=None, check=False)
+        if status:
+            store.finish_run(run_id, status=status, rc=0 if status == "successful" else 2, hosts={})
+    first = store.open_incident(
+        failure_type="redis_unavailable", level=2, hosts=["h1", "h2"], summary="s", started_at=at(0), detected_at=at(3)
+    )
+    store.update_incident(first, resolved_at=at(63))
+    second = store.open_incident(
+        failure_type="redis_unavailable", level=2, hosts=["h3"], summary="s", detected_at=at(5)
+    )
+    for incident, outcome in ((first, "no effect"), (first, "recovered"), (second, "no effect")):
+        step = store.add_incident_action(
+            incident, action="restart_redis", started_at=at(10), details={"automatic": True}
+        )
+        store.finish_incident_action(step, outcome=outcome, finished_at=at(20))
+    store.add_incident_action(second, action="escalate", started_at=at(30), outcome="notified", finished_at=at(30))
+    store.add_incident_action(second, action="restart_redis", started_at=at(40), details={"automatic": True})
+    store.record_notification("n1", title="t", message="m", priority="high", actor="t", at=at(30))
+    store.record_notification("n2", title="t", message="m", priority="high", actor="t", at=at(31))
+    store.record_delivery_attempt("n1", channel="email", outcome="failed", at=at(31))
+    store.record_delivery_attempt("n1", channel="file", outcome="delivered", at=at(32))
+    store.record_emergency(action="activated", hosts=["h3"], actor="t", level=1, at=at(30))
+
+    totals = store.totals(acted_since=at(15))
+    assert totals["runs_finished"] == {"successful": 1, "failed": 1} and totals["runs_running"] == 1
+    assert (totals["incidents"], totals["incidents_resolved"], totals["incidents_open"]) == (2, 1, 1)
+    assert totals["incidents_by_type"] == {"redis_unavailable": 2}
+    assert totals["detection_seconds"] == [3.0] and totals["recovery_seconds"] == [60.0]
+    assert sorted((a["action"], a["outcome"], a["count"]) for a in totals["actions"]) == [
+        ("escalate", "notified", 1),
+        ("restart_redis", "no effect", 2),
+        ("restart_redis", "recovered", 1),
+    ], "the unfinished action is not counted yet"
+    assert totals["acted"] == {"h3": [second]}, "only automatic actions started since acted_since"
+    assert store.totals(acted_since=at(0))["acted"] == {"h1": [first], "h2": [first], "h3": [second]}
+    assert totals["notifications"] == {"delivered": 1, "failed": 0, "pending": 1}
+    assert totals["notifications_created"] == 2 and totals["delivery_attempts"] == {"delivered": 1, "failed": 1}
+    assert totals["emergencies"] == {"activated": 1, "deactivated": 0}
