@@ -36,6 +36,7 @@ from tests.conftest import free_port_block
 
 SERVE = r"""
 import sys
+import threading
 from pathlib import Path
 from notification_emergency.dashboard import Dashboard, DashboardServer
 from notification_emergency.dashboard import app as app_module
@@ -49,7 +50,8 @@ if throttle == "off" and takes_throttle:
     options["throttle"] = app_module.LoginThrottle(per_user=10**9, per_address=10**9)
 server = DashboardServer(dashboard, "127.0.0.1", 0, **options)
 print(server.url, flush=True)
-server.serve_forever()
+server.start()  # the worker in this process (no gunicorn master): /proc/<pid> is the process that hashes
+threading.Event().wait()
 """
 
 

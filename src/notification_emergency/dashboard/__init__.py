@@ -10,7 +10,8 @@
 Parts: :mod:`.core` (what it knows, the monitor thread, the event stream), :mod:`.probes` (the live probe),
 :mod:`.jobs` (the controls), :mod:`.app` (the Flask application: it wires the blueprints of :mod:`.web`,
 one per responsibility: login, pages, JSON API, controls, live stream and /metrics, and their security),
-:mod:`.metrics` (Prometheus text), :mod:`.users` (the users file), :mod:`.server` (where it listens).
+:mod:`.metrics` (Prometheus text), :mod:`.users` (the users file), :mod:`.server` (where it listens, and
+gunicorn, which serves it).
 
 Imports go one way: ``server`` → ``app`` → ``web`` → ``core`` → ``jobs``, ``probes`` → the toolkit facade
 (:mod:`notification_emergency.api`) and the foundations; nothing here imports the package itself or upward.

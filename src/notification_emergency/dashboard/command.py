@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import getpass
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 
 from notification_emergency.dashboard.users import MIN_PASSWORD_LENGTH, UserFile, check_role
 from notification_emergency.errors import BadInput
@@ -54,8 +51,8 @@ def serve(
     verbose: int,
     say: Callable[[str], None],
 ) -> None:
-    """Serve until SIGINT or SIGTERM; bad options, an unusable users file or a non-loopback address without
-    users raise BadInput (exit 2) before anything listens."""
+    """Serve (gunicorn, see :mod:`.server`) until SIGTERM or SIGINT; bad options, an unusable users file or a
+    non-loopback address without users raise BadInput (exit 2) before anything listens."""
     from notification_emergency.dashboard.core import Dashboard
     from notification_emergency.dashboard.server import DashboardServer, check_bind
 
@@ -69,20 +66,11 @@ def serve(
         probe_interval=probe_interval,
     )
     server = DashboardServer(dashboard, host, port, access_log=verbose > 0, secure_cookies=secure_cookies)
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()  # shutdown() waits for serve_forever
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     say(f"dashboard on {server.url} for {', '.join(dashboard.hosts)}; store {dashboard.store.display_url}")
     if not users.users():
         say(
             f"no users in {users.path}: nobody can log in yet; create one with "
             "`notification-emergency dashboard --add-user NAME --role operator`"
         )
-    try:
-        server.serve_forever()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    server.serve_forever()  # gunicorn's master: SIGTERM stops it gracefully, SIGINT at once
     say("dashboard stopped")
