@@ -40,7 +40,7 @@ MODES = ("websocket", "legacy")
 ESCALATE = "escalate"  # the incident action the recovery engine records when it calls operators
 # Detection and recovery take seconds (a probe, a restart) to an hour (a human): the histograms' upper bounds.
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
-# The outcome label of a finished incident action (RECOVERY_OUTCOMES, in this order of checking).
+# The outcome labels of finished incident actions (recovery_outcome maps the recorded text to one of them).
 RECOVERY_OUTCOMES = ("escalated", "recovered", "fallback", "no_effect", "timed_out", "failed", "skipped", "other")
 # The statuses of finished runs always shown (at 0 before the first), so increase() sees their first run.
 RUN_STATUSES = ("successful", "failed", "timeout", "canceled", "abandoned")
