@@ -138,7 +138,7 @@ def libpq_target(url: str) -> tuple[str, str | None]:
     password = unquote(parts.password) if parts.password else None
     if password is None:
         return uri, None
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    userinfo, _at, hostinfo = parts.netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}" if user else hostinfo)), password
 
@@ -257,7 +257,7 @@ def same_files(manifest: dict[str, Any], infos: dict[str, dict[str, Any]], absen
 def _copy_files(root: str, extra_files: list[str] | None, partial: str, absent: list[str]) -> dict[str, dict[str, Any]]:
     """Copy the service's files under ``partial``/files; a file removed meanwhile is added to ``absent``."""
     files: dict[str, dict[str, Any]] = {}
-    source_files, _ = collect(root, extra_files)
+    source_files, _skipped = collect(root, extra_files)
     for rel, source in source_files.items():
         dest = os.path.join(partial, "files", rel)
         os.makedirs(os.path.dirname(dest), DIR_MODE, exist_ok=True)

@@ -392,7 +392,7 @@ def acquire(
     _prepare_directory(lock_path, create=create_directory)
     tmp: str | None = _write_temp(os.path.dirname(lock_path), wanted)
     try:
-        for _ in range(MAX_ATTEMPTS):
+        for _attempt in range(MAX_ATTEMPTS):
             try:
                 os.link(tmp, lock_path)  # type: ignore[arg-type]
             except FileExistsError:

@@ -299,7 +299,7 @@ def wait_all_running(backend: Any, timeout: float, sleep: Callable[[float], None
         bad = {name: states.get(name, ("ABSENT", "")) for name in wanted if states.get(name, ("",))[0] != "RUNNING"}
         if not bad:
             return {name: states[name][0] for name in wanted}
-        gave_up = any(state == "FATAL" for state, _ in bad.values())
+        gave_up = any(state == "FATAL" for state, _detail in bad.values())
         if gave_up or time.monotonic() > deadline:
             shown = "; ".join(
                 f"{name} {state}" + (f" ({text})" if text else "") for name, (state, text) in sorted(bad.items())

@@ -97,7 +97,7 @@ class Resp:
             return self.stream.read_exact(size + 2)[:-2].decode("utf-8", errors="replace")
         if kind == b"*":
             count = int(rest)
-            return None if count < 0 else [self._read() for _ in range(count)]
+            return None if count < 0 else [self._read() for _item in range(count)]
         raise CheckProblem("bad_answer", f"not a Redis reply: {line[:80]!r}")
 
     def close(self) -> None:

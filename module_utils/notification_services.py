@@ -317,7 +317,7 @@ class SupervisorBackend:
         except SupervisorUnreachable:
             return False
         if endpoint is None:
-            rc, out, _ = self.ctl("pid")
+            rc, out, _err = self.ctl("pid")
             return rc == 0 and out.strip().isdigit()
         try:
             self.rpc("supervisor.getPID")
@@ -523,7 +523,7 @@ def _fault_text(fault: xmlrpc.client.Fault, name: str = "") -> str:
     """A fault as supervisorctl words it (``ERROR (spawn error)``), with what supervisord adds to it."""
     text = FAULT_TEXT.get(fault.faultCode)
     detail = str(fault.faultString or "").strip()
-    code_name, _, rest = detail.partition(": ")
+    code_name, _sep, rest = detail.partition(": ")
     if rest and re.fullmatch(r"[A-Z_]+", code_name):
         detail = rest.strip()  # "SPAWN_ERROR: crasher" -> "crasher"
     if detail == name:
@@ -541,7 +541,7 @@ class SystemdBackend:
         self.systemctl = systemctl
 
     def reachable(self) -> bool:
-        rc, out, _ = self.run([self.systemctl, "is-system-running"])
+        rc, out, _err = self.run([self.systemctl, "is-system-running"])
         # rc 1 with "degraded" still means systemd answers; "offline" (no bus: systemd is not running) does not.
         return rc in (0, 1) and out.strip() not in ("", "offline", "unknown")
 
@@ -551,7 +551,7 @@ class SystemdBackend:
             raise ServiceControlError(f"systemctl daemon-reload failed: {(err or out).strip()}")
 
     def status(self, name: str) -> ServiceState:
-        rc, out, _ = self.run(
+        rc, out, _err = self.run(
             [self.systemctl, "show", name, "--property=LoadState,ActiveState,SubState,MainPID,UnitFileState"]
         )
         props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -677,7 +677,8 @@ def converge(
         if actions and not check_mode:
             for action in actions:
                 if action in ("enable", "disable"):
-                    assert isinstance(backend, SystemdBackend)
+                    if not isinstance(backend, SystemdBackend):
+                        raise TypeError("enable and disable are systemd actions")
                     backend.set_enabled(name, action == "enable")
                 else:
                     getattr(backend, action)(name)

@@ -179,7 +179,7 @@ class SocketIOClient:
             return status, status_line[9:].strip()
         headers = {}
         for line in header_lines:
-            name, _, value = line.partition(":")
+            name, _sep, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
         if headers.get("sec-websocket-accept") != accept:

@@ -131,6 +131,16 @@ def _guarded(mitogen_strategy: type) -> type:
     return type("StrategyModule", (mitogen_strategy,), {"run": run})
 
 
+def _plain_linear(warning: str) -> type:
+    """Plain linear that says why when a play runs (not when the plugin is imported: ansible-doc, ansible-test)."""
+
+    def run(self: Any, iterator: Any, play_context: Any) -> Any:
+        Display().warning(warning)
+        return LinearStrategyModule.run(self, iterator, play_context)
+
+    return type("StrategyModule", (LinearStrategyModule,), {"run": run})
+
+
 def _strategy() -> type:
     if not _mitogen_wanted():
         return LinearStrategyModule
@@ -139,11 +149,10 @@ def _strategy() -> type:
         import ansible_mitogen.loaders
         import ansible_mitogen.strategy
     except ImportError as exc:
-        Display().warning(
+        return _plain_linear(
             f"Mitogen is not installed ({exc}): running with the plain linear strategy (slower on fleets). "
             "Install the pinned mitogen package, or set NOTIFICATION_EMERGENCY_MITOGEN=0 to silence this."
         )
-        return LinearStrategyModule
     _place(ansible_mitogen.affinity)
     base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
     return _guarded(type("MitogenLinear", (ansible_mitogen.strategy.StrategyMixin, base), {}))
