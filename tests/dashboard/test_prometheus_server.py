@@ -2,7 +2,8 @@
 user's Basic credentials, across a real recovery of the shared sandbox host: its WebSocket program stopped,
 auto-recover run through the toolkit's API. Prometheus's HTTP API then shows the counters' increase() across
 the recovery, no counter reset, and the runs-running gauge back at 0; every scrape on the way (healthy,
-failing, recovered) passes `promtool check metrics`; the shipped alerting rules load and evaluate."""
+failing, recovered) passes `promtool check metrics`; the shipped alerting rules load, evaluate, and the
+failing host's alerts go pending."""
 
 from __future__ import annotations
 
@@ -150,6 +151,8 @@ def test_prometheus_sees_a_real_recovery_with_counters_that_never_reset(
     prometheus.wait(f"{healthy} == 0", "the failing host, as Prometheus stored it")
     failing = scrape(dashboard_server)
     assert failing[(f"{PREFIX}host_healthy", f'{{host="{host}"}}')] == 0
+    for alert in ("NotificationHostFailing", "NotificationWebSocketDown"):  # the shipped rules on real series
+        prometheus.wait(f'ALERTS{{alertname="{alert}",alertstate="pending",host="{host}"}}', f"{alert} pending")
 
     toolkit = EmergencyToolkit(
         inventory=dashboard_host.box.inventory, store=state / "events.db", home=state, actor="pytest"
