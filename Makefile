@@ -2,6 +2,7 @@
 #   make demo   set everything up, bring up a sandbox host with the reference service, show its health
 #   make check  the inner loop: the linters and the tests that need no sandbox, stack, PostgreSQL or browser
 #   make test   set everything up and run every test and linter (what CI runs)
+#   make collection  build the Ansible collection notification.emergency (build/*.tar.gz)
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
@@ -16,7 +17,7 @@ PYTEST_WORKERS ?= auto
 PYTHON_DIRS := src tests bench library module_utils filter_plugins strategy_plugins callback_plugins reference_app scripts rulebooks
 MOLECULE_LOG := $(CURDIR)/.cache/molecule.log
 
-.PHONY: demo check test bootstrap lint pytest molecule molecule-logged sandbox-up sandbox-down bench clean help
+.PHONY: demo check test bootstrap lint sanity collection pytest molecule molecule-logged sandbox-up sandbox-down bench clean help
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,7 +34,7 @@ check: bootstrap ## The inner loop (under 5 min): ruff, format, mypy, yamllint, 
 	yamllint -s .
 	pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not ($(COSTLY_TESTS))"
 
-test: bootstrap lint ## Set up and run every test and linter (CI runs this); pytest in parallel, Molecule beside it
+test: bootstrap lint sanity ## Set up and run every test and linter (CI runs this); pytest in parallel, Molecule beside it
 	$(MAKE) --no-print-directory -j2 pytest molecule-logged
 
 bootstrap: ## Install system packages, the virtual environment and the pinned Python packages
@@ -45,6 +46,12 @@ lint: bootstrap ## ruff, mypy, yamllint, ansible-lint (production profile)
 	mypy
 	yamllint -s .
 	ansible-lint --profile production --nocolor -q
+
+collection: bootstrap ## Build the Ansible collection notification.emergency: build/notification-emergency-<version>.tar.gz
+	python scripts/build_collection.py
+
+sanity: bootstrap ## ansible-test sanity on the built collection, Python 3.8-3.13, offline (scripts/collection_sanity.py)
+	python scripts/collection_sanity.py
 
 pytest: bootstrap ## The pytest suites (reference service, modules, playbooks on sandbox hosts), in parallel
 	pytest -q -n $(PYTEST_WORKERS) --dist loadfile
