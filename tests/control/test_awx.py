@@ -78,6 +78,12 @@ def test_survey_answers_pass_the_playbooks_own_validation() -> None:
 
 
 def test_ansible_builder_creates_the_build_context(tmp_path: Path) -> None:
+    """With the collection built first (make collection), as the docs say; the context carries its tarball."""
+    built = subprocess.run(
+        [str(VENV_BIN / "python"), "scripts/build_collection.py"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    tarball = Path(built.stdout.strip())
     context = tmp_path / "context"
     created = subprocess.run(
         [str(VENV_BIN / "ansible-builder"), "create", "-f", "execution-environment.yml", "-c", str(context)],
@@ -92,6 +98,8 @@ def test_ansible_builder_creates_the_build_context(tmp_path: Path) -> None:
     containerfile = next(p for p in (context / "Dockerfile", context / "Containerfile") if p.exists()).read_text()
     assert "pip install --no-cache-dir --no-deps /opt/notification-emergency" in containerfile
     assert (build / "package" / "pyproject.toml").is_file()
+    assert (build / "collection" / tarball.name).read_bytes() == tarball.read_bytes()
+    assert "ansible-galaxy collection install /opt/notification-emergency-collection/*.tar.gz" in containerfile
     assert (build / "package" / "src" / "notification_emergency" / "cli" / "__init__.py").is_file()
     assert (build / "requirements.txt").read_text() == (ROOT / "requirements" / "ee.txt").read_text()
     assert yaml.safe_load((build / "requirements.yml").read_text()) == yaml.safe_load(
