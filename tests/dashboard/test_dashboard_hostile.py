@@ -31,11 +31,14 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from playwright.sync_api import Browser, expect
 
 from notification_emergency.dashboard import Dashboard, DashboardServer
 from notification_emergency.dashboard.app import LoginThrottle
 from notification_emergency.dashboard.server import LIMIT_REQUEST_FIELD_SIZE
 from tests.dashboard.conftest import PASSWORDS, csrf_of
+from tests.dashboard.fleet_hosts import fleet
+from tests.dashboard.test_dashboard_browser import browser, log_in  # noqa: F401  (the module's browser)
 from tests.hostile import hostile_strings as shared_hostile_strings
 
 PASSWORD_SAMPLE = 12
@@ -132,6 +135,12 @@ def test_hostile_text_is_data_on_every_text_input(
         check(operator.get(f"{url}/api/events", params={"limit": wire(text)}, timeout=10), "limit")
         check(operator.get(f"{url}/api/events", params={"kind": wire(text)}, timeout=10), "kind")
         check(operator.get(f"{url}/api/actions/{quote(wire(text), safe='')}", timeout=10), "job id", "action")
+        cancel = f"{url}/api/actions/{quote(wire(text), safe='')}/cancel"
+        # no such action, no such host: 404 (or 414 for a URL over the server's limit), the text as data
+        assert check(operator.post(cancel, headers={"X-CSRF-Token": token}, timeout=10), "cancel").status_code >= 400
+        for part in ("timeline", "backups"):
+            host = operator.get(f"{url}/api/hosts/{quote(wire(text), safe='')}/{part}", timeout=10)
+            assert check(host, "host").status_code in (404, 405, 414), host.text[:200]
         # the login form and Basic credentials: names (all), passwords (a sample, each a real scrypt check)
         login = {"username": wire(text), "password": b"some-password", "csrf_token": form}
         assert check(stranger.post(f"{url}/login", data=login, timeout=30), "username").status_code in (400, 401)
@@ -149,7 +158,7 @@ def test_hostile_text_is_data_on_every_text_input(
 
     _run_a_hostile_reason(operator, url, post, dashboard, canary)
     assert not canary.exists(), "a hostile input ran a command"
-    assert sum(seen.values()) >= 100 * 15, seen
+    assert sum(seen.values()) >= 100 * 20, seen
 
 
 Check = Callable[..., requests.Response]
@@ -162,6 +171,10 @@ def _post_every_field(post: Callable[[bytes], requests.Response], check: Check, 
     check(post(json_body({"action": "restart", "inputs": {"components": [text]}})), "components")
     check(post(json_body({"action": "activate-emergency", "inputs": {"reason": "x", "level": text}})), "level")
     check(post(json_body({"action": "health-check", "inputs": {text: 1}})), "inputs", "inputs")
+    check(post(json_body({"action": "backup", "inputs": {"label": text}})), "label")
+    check(post(json_body({"action": "backup", "inputs": {text: "x"}})), "backup inputs", "label")
+    restore = check(post(json_body({"action": "restore-backup", "inputs": {"backup": text}})), "backup")
+    assert restore.status_code == 400 or text == "latest", "a backup name is a name, nothing else"
     check(post(json_body({"action": "health-check", text: True})), "body field", "unknown")
     check(post(json_body(text)), "body", "request body")
     if not text.lstrip().startswith("{"):  # (a JSON object as the raw body is a request: sent as text above)
@@ -203,3 +216,57 @@ def _run_a_hostile_reason(
     assert run["playbook"] == "emergency_activate.yml"
     requested = next(e for e in dashboard.store.audit_trail() if e["action"] == "dashboard activate-emergency")
     assert requested["details"]["inputs"]["reason"] == reason, "the audit trail holds the text as typed"
+
+
+def test_hostile_host_names_and_searches_stay_text_in_the_browser(
+    browser: Browser,  # noqa: F811
+    make_dashboard: Callable[..., Dashboard],
+    serve: Callable[..., DashboardServer],
+    tmp_path: Path,
+    canary: Path,
+) -> None:
+    """Host names come from the inventory (and so from whoever edits it): markup, template syntax, quotes and
+    slashes in them, some hosts answering (the grid), some down (cards), and hostile text typed in the fleet
+    view's search and the controls' host search. Nothing runs (no ``window.pwned``, no new element, no
+    script error, no canary), every name reads back as typed, the host detail panel and the backups list
+    work for a name with a slash."""
+    hostile = [
+        '<img src=x onerror="window.pwned=1">',
+        "</script><script>window.pwned=2</script>",
+        'a" onmouseover="window.pwned=3" x="',
+        f"{{{{ lookup('pipe','touch {canary}') }}}}",
+        "web/../../api/state?x=<b>",
+        "é漢字 ${window.pwned=4} `$(touch x)`",
+    ]
+    names = {name: "healthy" if number % 2 else "down" for number, name in enumerate(hostile)}
+    names.update({f"plain-{n:02d}": "healthy" for n in range(8)})  # more than 8 hosts: the grid is shown
+    with fleet(tmp_path, names) as (inventory, _hosts):
+        server = serve(make_dashboard(inventory, probe_interval=0.5))
+        page, errors = log_in(browser, server, "alice")
+        expect(page.locator("[data-count='health-failing'] .n")).to_have_text("3")
+        shown = page.evaluate(
+            "[...document.querySelectorAll('#hosts .host-link span, #fleet-grid .tile-name')].map(n => n.textContent)"
+        )
+        assert sorted(shown) == sorted(names), shown
+        picker = page.evaluate("[...document.querySelectorAll('#host-pick-list input')].map(n => n.value)")
+        assert sorted(picker) == sorted(names)
+        elements = page.evaluate("document.querySelectorAll('img, script, b, iframe').length")
+        for text in [*hostile, *hostile_strings(canary)[::4]]:
+            if any("\ud800" <= char <= "\udfff" for char in text) or len(text) > 200:
+                continue  # (a browser's text field cannot hold a lone surrogate; the fields hold 200 characters)
+            page.fill("#fleet-search", text)
+            page.fill("#host-pick-search", text)
+        page.fill("#fleet-search", "")
+        page.fill("#host-pick-search", "")
+        for name in hostile[:2] + hostile[4:5]:
+            page.locator("[data-open-host]").filter(has_text=name).first.click()
+            expect(page.locator("#host-detail .detail-name")).to_have_text(name)
+            expect(page.locator("#host-timeline")).to_contain_text("nothing recorded for this host yet")
+            assert page.evaluate("document.getElementById('host-timeline').dataset.host") == name
+        page.select_option("select[name=backup-host]", hostile[4])
+        expect(page.locator("select[name=backup] option")).to_have_text(["latest (the newest complete backup)"])
+        assert page.evaluate("window.pwned") is None
+        assert page.evaluate("document.querySelectorAll('img, script, b, iframe').length") == elements
+        assert not errors, errors
+        assert not canary.exists()
+        page.close()
