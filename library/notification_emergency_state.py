@@ -173,10 +173,7 @@ def main():
     )
     params = module.params
     try:
-        if params["config"]:
-            path = emergency_file_from_config(params["config"])
-        else:
-            path = params["path"]
+        path = emergency_file_from_config(params["config"]) if params["config"] else params["path"]
         audit_log = params["audit_log"] or os.path.join(os.path.dirname(path), AUDIT_NAME)
         result = apply(
             path,
