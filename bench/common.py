@@ -23,12 +23,15 @@ from tests.conftest import free_port_block  # noqa: E402
 
 
 @contextmanager
-def sandbox(size: int, start: int, timings: dict[str, float] | None = None) -> Iterator[tuple[Sandbox, Path]]:
-    """A private sandbox of ``size`` hosts (own temporary directory, ports from ``start``), always removed.
+def sandbox(
+    size: int, start: int, timings: dict[str, float] | None = None, profile: str = "default"
+) -> Iterator[tuple[Sandbox, Path]]:
+    """A private sandbox of ``size`` hosts (own temporary directory, ports from ``start``, the sandbox profile
+    ``profile``), always removed.
 
     Yields the sandbox and its work directory; ``timings`` gets the sandbox_up and sandbox_down seconds."""
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
-        box = Sandbox(Path(work), free_port_block(10 * size + 3, start=start))
+        box = Sandbox(Path(work), free_port_block(10 * size + 4, start=start), profile=profile)
         try:
             up = box.playbook("sandbox_up.yml", extra={"sandbox_size": size})
             if up.rc != 0:

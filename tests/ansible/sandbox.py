@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,10 +60,12 @@ def parse_recap(stdout: str) -> dict[str, dict[str, int]]:
 
 @dataclass
 class Sandbox:
-    """A sandbox of its own: an inventory directory, a home for the host roots, a port range."""
+    """A sandbox of its own: an inventory directory, a home for the host roots, a port range, a profile
+    (``default``, or ``realistic``: SSH, a bare Python, a service user; its hosts need 10 * N + 4 ports)."""
 
     workdir: Path
     base_port: int
+    profile: str = "default"
 
     @property
     def inventory(self) -> Path:
@@ -70,11 +73,16 @@ class Sandbox:
 
     @property
     def home(self) -> Path:
-        return self.workdir / "sandbox"
+        return self._home
 
     def __post_init__(self) -> None:
         self.inventory.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "inventories" / "sandbox" / "controller.yml", self.inventory / "controller.yml")
+        self._home = self.workdir / "sandbox"
+        if self.profile == "realistic":
+            # The realistic profile's service users must reach their roots, and temporary directories of pytest
+            # and tempfile are closed to other users (0700): a home under /var/tmp (sandbox_down.yml removes it).
+            self._home = Path(tempfile.mkdtemp(prefix="ne-realistic-", dir="/var/tmp"))
 
     def playbook(self, name: str, *args: str, extra: dict[str, Any] | None = None) -> PlaybookRun:
         env = {
@@ -83,7 +91,10 @@ class Sandbox:
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
         }
-        extra_vars = {"sandbox_home": str(self.home), "sandbox_base_port": self.base_port, **(extra or {})}
+        extra_vars = {"sandbox_home": str(self.home), "sandbox_base_port": self.base_port}
+        if self.profile != "default":
+            extra_vars["sandbox_profile"] = self.profile
+        extra_vars.update(extra or {})
         command = [
             str(ROOT / ".venv" / "bin" / "ansible-playbook"),
             "-i",
