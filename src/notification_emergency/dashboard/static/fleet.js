@@ -117,9 +117,10 @@
   const MODE_SHORT = { websocket: "WS", legacy: "flash", unknown: "?" };
 
   function tile(row) {
-    const emergency = row.emergency && row.emergency.active ? ` ⚠ L${row.emergency.level || "?"}` : "";
-    return el("li", { class: `tile st-${row.status}`, "data-host": row.host, "data-status": row.status },
-      el("button", { type: "button", "data-open-host": row.host, title: `${row.host}: ${row.status}; components and timeline` },
+    const on = Boolean(row.emergency && row.emergency.active);
+    const emergency = on ? ` ⚠${row.emergency.level || "?"}` : "";
+    return el("li", { class: `tile st-${row.status}${on ? " emergency-on" : ""}`, "data-host": row.host, "data-status": row.status },
+      el("button", { type: "button", "data-open-host": row.host, title: `${row.host}: ${row.status}${on ? `, emergency mode on (level ${row.emergency.level})` : ""}; components and timeline` },
         el("span", { class: `badge b-${row.status}`, "data-status": row.status, text: ICONS[row.status] || "?" }),
         el("span", { class: "tile-name", text: row.host }), el("span", { class: "sr-only", text: ` ${row.status}` }),
         el("span", { class: "tile-mode muted", text: `${MODE_SHORT[row.mode] || "?"}${emergency}` })));
