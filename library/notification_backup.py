@@ -123,6 +123,8 @@ options:
 notes:
   - Reads C(config.yml) with PyYAML when the host's Python has it, else with the standard library (the plain
     form the deploy role writes; other YAML is refused with the fix). Needs C(pg_dump) for a PostgreSQL database.
+requirements:
+  - python >= 3.8
 author:
   - notification-emergency contributors (!UNKNOWN)
 """
