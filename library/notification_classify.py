@@ -45,6 +45,8 @@ options:
   host:
     description: The host name that starts RV(summary) (usually C(inventory_hostname)).
     type: str
+requirements:
+  - python >= 3.8
 author:
   - notification-emergency contributors (!UNKNOWN)
 """
