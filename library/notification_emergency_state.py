@@ -58,6 +58,8 @@ options:
   audit_log:
     description: The append-only audit log. Defaults to C(emergency-audit.log) next to C(emergency.json).
     type: path
+requirements:
+  - python >= 3.8
 author:
   - notification-emergency contributors (!UNKNOWN)
 """
