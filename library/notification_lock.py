@@ -83,6 +83,8 @@ options:
     type: path
 notes:
   - Supports check mode. Diff mode shows nothing (the lock is not a change).
+requirements:
+  - python >= 3.8
 author:
   - notification-emergency contributors (!UNKNOWN)
 """
