@@ -176,6 +176,8 @@ options:
         description: Take over a live lock (audited).
         type: bool
         default: false
+requirements:
+  - python >= 3.8
 author:
   - notification-emergency contributors (!UNKNOWN)
 """
