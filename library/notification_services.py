@@ -116,6 +116,8 @@ options:
         (the program's C(startsecs) and C(stopwaitsecs)).
     type: float
     default: 20
+requirements:
+  - python >= 3.8
 author:
   - notification-emergency contributors (!UNKNOWN)
 """
