@@ -317,7 +317,7 @@ options:
     type: bool
     default: false
 requirements:
-  - python >= 3.8, standard library only
+  - python >= 3.8
   - psycopg (only for a PostgreSQL database check)
 notes:
   - Supports check mode; the module only reads, so check mode runs the same checks.
