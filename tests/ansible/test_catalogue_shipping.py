@@ -1,5 +1,6 @@
 """The failure catalogue on managed hosts: its code and its data are shipped by module_utils symlinks, stay
-stdlib only and Python 3.8, and import each other by the name they run under (package or host)."""
+stdlib only and Python 3.8 (run on every bare Python of tests/ansible/interpreters.py), and import each other by
+the name they run under (package or host)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from notification_emergency import catalogue
+from tests.ansible.interpreters import OLDEST, VERSIONS, bare_python, base_interpreter, missing_reason
 from tests.ansible.test_catalogue import CASES, health_result
 from tests.conftest import ROOT, VENV_BIN
 
@@ -25,7 +28,6 @@ SHIPPED = [
     PACKAGE / "catalogue_data.py",
     ROOT / "module_utils/notification_emergency_state.py",
 ]
-MODULES = [ROOT / "library" / "notification_classify.py", ROOT / "library" / "notification_emergency_state.py"]
 STDLIB = {"__future__", "collections", "copy", "datetime", "json", "os", "re", "tempfile", "typing", "yaml"}
 
 
@@ -36,11 +38,6 @@ def test_module_utils_links_to_the_one_catalogue(link: str) -> None:
     assert os.readlink(path) == f"../src/notification_emergency/{LINKS[link]}"
     assert path.resolve() == (PACKAGE / LINKS[link]).resolve()
     assert Path(catalogue.__file__).resolve() == (PACKAGE / "catalogue.py").resolve()
-
-
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
-def test_modules_are_python_38_syntax(path: Path) -> None:
-    ast.parse(path.read_text(), feature_version=(3, 8))
 
 
 def _imports(nodes: list[ast.stmt]) -> dict[str, set[str]]:
@@ -82,24 +79,23 @@ def test_shipped_code_is_python_38_syntax_and_stdlib_only(path: Path) -> None:
     assert path.name != "catalogue.py" or set(guarded) == {"notification_emergency.catalogue_data"}
 
 
-def _python38() -> str | None:
-    """A working Python 3.8 (a pyenv shim may exist without the version being selected)."""
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = [str(path) for path in sorted(pyenv.glob("3.8*/bin/python3.8"))] + [shutil.which("python3.8") or ""]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run(
-            [candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"], capture_output=True, check=False
-        )
-        if probe.returncode == 0:
-            return candidate
-    return None
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``bare(version)``: a bare Python of that version (made once per module), or the test is skipped."""
+
+    def make(version: str) -> Path:
+        base = base_interpreter(version)
+        if base is None:
+            pytest.skip(missing_reason(version))
+        return bare_python(base, tmp_path_factory.getbasetemp() / "bare-pythons" / version)
+
+    return make
 
 
-def test_the_catalogue_runs_on_python_38(tmp_path: Path) -> None:
-    """As on a managed host: the module_utils files under ansible/module_utils/, a bare Python 3.8."""
-    python = _python38()
-    if python is None:
-        pytest.skip("no Python 3.8 interpreter on this machine")
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_catalogue_runs_on_every_bare_python(version: str, bare: Callable[[str], Path], tmp_path: Path) -> None:
+    """As on a managed host: the module_utils files under ansible/module_utils/, a Python with no package."""
+    python = bare(version)
     utils = tmp_path / "ansible" / "module_utils"
     utils.mkdir(parents=True)
     (tmp_path / "ansible" / "__init__.py").write_text("")
@@ -127,12 +123,11 @@ def test_the_catalogue_runs_on_python_38(tmp_path: Path) -> None:
     assert json.loads(run.stdout) == [level, steps, catalogue.FAILURE_COMPONENT, list(catalogue.PRIORITIES)]
 
 
-def test_ansible_ships_the_code_and_its_data_to_a_bare_python_38_host(tmp_path: Path) -> None:
+def test_ansible_ships_the_code_and_its_data_to_a_bare_python_host(bare: Callable[[str], Path], tmp_path: Path) -> None:
     """A real module run: Ansible's module_utils finder packs notification_catalogue and, from its guarded
-    import, notification_catalogue_data; the host's Python has nothing installed (no notification_emergency)."""
-    python = _python38()
-    if python is None:
-        pytest.skip("no Python 3.8 interpreter on this machine")
+    import, notification_catalogue_data; the host's Python (the oldest the modules support) has nothing
+    installed (no notification_emergency). Every module on every version: test_module_interpreters.py."""
+    python = bare(OLDEST)
     changed, _, level, steps = CASES["redis_unavailable"]
     args = {"health": health_result(*changed), "affected_users": 150, "host": "sandbox-01"}
     command = [VENV_BIN / "ansible", "all", "-i", "sandbox-01,", "-c", "local", "-m", "notification_classify"]
