@@ -205,3 +205,46 @@ def test_totals_for_metrics_against_hand_computed_values(store: EventStore) -> N
     assert totals["notifications"] == {"delivered": 1, "failed": 0, "pending": 1}
     assert totals["notifications_created"] == 2 and totals["delivery_attempts"] == {"delivered": 1, "failed": 1}
     assert totals["emergencies"] == {"activated": 1, "deactivated": 0}
+
+
+def test_a_hosts_timeline(store: EventStore) -> None:
+    """``events(host=)``: what concerns one host, never a host whose name contains it (web1 vs web10), names
+    with LIKE's wildcards and non-ASCII letters taken literally."""
+
+    def run(run_id: str, limit: str | None, recap: dict[str, dict[str, int]], minute: int) -> None:
+        store.start_run(
+            run_id, action="x", playbook="x.yml", actor="a", inputs={}, limit=limit, check=False, started_at=at(minute)
+        )
+        store.finish_run(run_id, status="successful", rc=0, hosts=recap, finished_at=at(minute + 1))
+
+    run("alone", "web1", {"web1": {"ok": 1}}, 0)
+    run("listed", "web0,web1,web2", {}, 2)
+    run("first", "web1,web2", {}, 4)
+    run("last", "web2,web1", {}, 6)
+    run("recap", None, {"web1": {"ok": 1}, "web2": {"ok": 1}}, 8)
+    run("other", "web10", {"web10": {"ok": 1}}, 10)
+    run("wild", "w_b1", {"w_b1": {"ok": 1}}, 12)
+    run("unicode", "wéb1", {"wéb1": {"ok": 1}}, 14)
+    mine = store.open_incident(failure_type="redis_down", level=2, hosts=["web1"], summary="s", detected_at=at(20))
+    store.open_incident(failure_type="web_service_down", level=1, hosts=["web10"], summary="s", detected_at=at(21))
+    store.add_incident_action(mine, action="restart", started_at=at(22), outcome="recovered")
+    store.record_emergency(action="activated", hosts=["web2", "web1"], actor="a", level=2, at=at(30))
+    store.record_emergency(action="activated", hosts=["%web1%"], actor="a", level=2, at=at(31))
+    store.audit(actor="a", action="login", target="web1", at=at(40))
+
+    events = store.events(host="web1")
+    assert [(e["kind"], e["ref"]) for e in events] == [
+        ("emergency", 1),
+        ("action", 1),
+        ("incident", mine),
+        ("run", "recap"),
+        ("run", "last"),
+        ("run", "first"),
+        ("run", "listed"),
+        ("run", "alone"),
+    ]
+    assert [e["ref"] for e in store.events(host="w_b1")] == ["wild"], "_ is no wildcard"
+    assert [e["ref"] for e in store.events(host="wéb1")] == ["unicode"]
+    assert [e["ref"] for e in store.events(host="%web1%")] == [2]
+    assert store.events(host="nowhere") == []
+    assert len(store.events(host="web1", limit=2)) <= 2 * 4  # (the limit is per kind, as without a host)
