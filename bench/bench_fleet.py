@@ -2,6 +2,7 @@
 """Fleet speed: the rollback, the restore and the health check over sandbox fleets of 1, 10 and 50 hosts.
 
     .venv/bin/python bench/bench_fleet.py [--sizes 1,10,50] [--repeat 3] [--strategies linear,notification_linear]
+    .venv/bin/python bench/bench_fleet.py --profile realistic --sizes 10   # over SSH (docs/fleet-speed.md)
 
 For each fleet size, a fresh sandbox (its own directory and ports, the demo sandbox is not touched), then,
 each the median of --repeat runs:
@@ -23,8 +24,14 @@ when installed), and two baselines on the same hosts:
   ansible floor     one ansible.builtin.ping task on every host (ad hoc), under each strategy: what a single
                     module task costs on this control node before any of the project's work
 
+With --profile realistic the sandbox is the realistic profile's (playbooks/sandbox_up.yml): every host reached
+over SSH (its own sshd), modules run by a bare Python 3.9, the service run by its own user from its own virtual
+environment; the shell baseline then runs its steps on each host through one ssh session per host, and the
+summary gives the rollback's ratio to the Ansible floor (goal <= 1.5) and to the shell baseline (goal <= 0.5).
+
 It prints, per size, wall seconds, CPU seconds (the control node's processes: ansible-playbook, its workers and
-module processes; not the services) and tasks per host, and writes bench/results/fleet.json.
+module processes; not the services) and tasks per host, and writes bench/results/fleet.json
+(fleet-realistic.json for the realistic profile).
 """
 
 from __future__ import annotations
@@ -143,9 +150,21 @@ class Fleet:
 
     def shell_baseline(self) -> dict[str, float]:
         specs = [f"{v['notification_service_root']}:{v['notification_service_web_port']}" for v in self.hosts.values()]
+        env = dict(os.environ)
+        if self.box.profile == "realistic":  # over SSH: one session per host, the steps run as root on the host
+            specs = [
+                f"{spec}:{v['ansible_port']}:notif-{v['notification_service_web_port']}"  # the profile's user
+                for spec, v in zip(specs, self.hosts.values(), strict=True)
+            ]
+            env |= {"SSH_KEY": str(self.box.home / "ssh" / "id_ed25519")}
+            env |= {"SSH_KNOWN_HOSTS": str(self.box.home / "ssh" / "known_hosts")}
         done, wall, cpu = measured(
             lambda: subprocess.run(
-                [str(ROOT / "bench" / "baseline_rollback.sh"), *specs], capture_output=True, text=True, check=False
+                [str(ROOT / "bench" / "baseline_rollback.sh"), *specs],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
             )
         )
         if done.returncode != 0:
@@ -202,7 +221,7 @@ def median(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(row.get(key, 0.0) for row in rows) for key in keys}
 
 
-def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) -> dict[str, Any]:
+def measure_size(size: int, repeat: int, strategies: list[str], base_port: int, profile: str) -> dict[str, Any]:
     figures: dict[str, list[dict[str, float]]] = {}
     failures: list[str] = []
 
@@ -220,7 +239,7 @@ def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) 
             print(f"  {'':>3}        {'':<40} per host (median ms): {', '.join(steps)}", flush=True)
 
     timings: dict[str, float] = {}
-    with sandbox(size, base_port, timings) as (box, work):
+    with sandbox(size, base_port, timings, profile=profile) as (box, work):
         fleet = Fleet(box, work)
         print(f"  {size:>3} hosts  sandbox up in {timings['sandbox_up']:.1f} s", flush=True)
         for _ in range(repeat):
@@ -265,6 +284,20 @@ def measure_size(size: int, repeat: int, strategies: list[str], base_port: int) 
     return result
 
 
+def print_goals(size: int, strategies: list[str], figures: dict[str, Any]) -> None:
+    """The rollback's wall time against the Ansible floor (one ping task, the same strategy) and the shell
+    baseline: the issue's goals are <= 1.5x the floor and <= 0.5x the shell script."""
+    shell = figures.get("shell baseline rollback", {}).get("wall_s")
+    for strategy in strategies:
+        rollback = figures.get(f"rollback [{strategy}]", {}).get("wall_s")
+        floor = figures.get(f"ansible floor: one ping task [{strategy}]", {}).get("wall_s")
+        if not rollback:
+            continue
+        to_floor = f"{rollback / floor:.2f}x the ping floor (goal <= 1.5)" if floor else "no ping floor"
+        to_shell = f"{rollback / shell:.2f}x the shell script (goal <= 0.5)" if shell else "no shell baseline"
+        print(f"{size} hosts, rollback [{strategy}] {rollback:.2f} s: {to_floor}, {to_shell}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,10,50", help="comma-separated fleet sizes (default 1,10,50)")
@@ -275,12 +308,18 @@ def main() -> int:
         help="comma-separated strategies to compare (default linear,notification_linear)",
     )
     parser.add_argument("--base-port", type=int, default=40000, help="first port of the bench's sandboxes")
+    parser.add_argument(
+        "--profile",
+        choices=["default", "realistic"],
+        default="default",
+        help="the sandbox profile: default (local connection) or realistic (SSH, a bare Python, a service user)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     strategies = [s for s in args.strategies.split(",") if s]
     results: dict[str, Any] = {}
     for size in sizes:
-        results[str(size)] = measure_size(size, args.repeat, strategies, args.base_port)
+        results[str(size)] = measure_size(size, args.repeat, strategies, args.base_port, args.profile)
     print(f"\n{'':<42}" + "".join(f"{f'{size} hosts':>28}" for size in sizes))
     print(f"{'(median of ' + str(args.repeat) + ')':<42}" + f"{'wall s  CPU s  tasks/host':>28}" * len(sizes))
     names = list(dict.fromkeys(name for size in sizes for name in results[str(size)] if name != "failures"))
@@ -293,9 +332,10 @@ def main() -> int:
             )
         print(f"{name:<42}" + "".join(f"{cell:>28}" for cell in cells))
     for size in sizes:
+        print_goals(size, strategies, results[str(size)])
         for failure in results[str(size)].get("failures", []):
             print(f"FAILED: {failure}")
-    write_results("fleet", args.repeat, results)
+    write_results("fleet" if args.profile == "default" else f"fleet-{args.profile}", args.repeat, results)
     return 0
 
 
