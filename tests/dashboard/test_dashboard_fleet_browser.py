@@ -32,7 +32,13 @@ def test_the_fleet_view_at_50_hosts(
     tmp_path: Path,
 ) -> None:
     with fleet(tmp_path, mixed(50)) as (inventory, hosts):
-        server = serve(make_dashboard(inventory, probe_interval=0.5))
+        dashboard = make_dashboard(inventory, probe_interval=0.5)
+        failed = sorted(name for name, host in hosts.items() if host.profile == "failed")
+        down = sorted(name for name, host in hosts.items() if host.profile == "down")
+        for name in failed:  # open incidents (as a health check opens them): the emergency levels
+            dashboard.store.open_incident(failure_type="database_unavailable", level=2, hosts=[name], summary="db")
+        dashboard.store.open_incident(failure_type="web_service_down", level=1, hosts=down[:1], summary="web")
+        server = serve(dashboard)
         page, errors = log_in(browser, server, "alice")
         count = lambda key: page.locator(f"[data-count='{key}'] .n")  # noqa: E731
         expect(count("health-failing")).to_have_text("5")  # 3 failed, 2 down
@@ -45,6 +51,10 @@ def test_the_fleet_view_at_50_hosts(
         expect(count("emergency-level-2")).to_have_text("2")
         expect(count("emergency-off")).to_have_text("46")
         expect(count("emergency-unknown")).to_have_text("2")
+        expect(count("emergency-incident-1")).to_have_text("1")
+        expect(count("emergency-incident-2")).to_have_text("3")
+        expect(count("emergency-incident-none")).to_have_text("46")
+        expect(page.locator("[data-count='emergency-incident-1']")).to_have_text("1 level 1 critical")
         renders = page.evaluate("NE.dashboard.renders.slice(-5)")
         print(f"render of 50 hosts (ms, in the page): {[round(r['ms'], 1) for r in renders]}")
 
@@ -55,7 +65,6 @@ def test_the_fleet_view_at_50_hosts(
         statuses, names = [status for status, _ in shown], [name for _, name in shown]
         assert set(statuses[:5]) == {"failed", "unreachable"} and statuses[5:] == ["degraded"] * 4, shown
         assert names[:5] == sorted(names[:5]) and names[5:] == sorted(names[5:]), "by name within each group"
-        failed = [name for name, host in hosts.items() if host.profile == "failed"]
         failing_components = page.locator(f"article.host-card[data-host='{failed[0]}'] .failing")
         expect(failing_components).to_contain_text("database (failed)")
         expect(page.locator("#fleet-grid li.tile")).to_have_count(41)

@@ -56,6 +56,8 @@
     const modes = tally((row) => row.mode || "unknown");
     const emergency = tally(emergencyKey);
     const levels = Object.keys(emergency).filter((k) => k.startsWith("level-")).sort();
+    const incidents = tally((row) => (row.level ? `level-${row.level}` : "none"));
+    const names = Object.fromEntries(hosts.filter((row) => row.level).map((row) => [`level-${row.level}`, row.level_name || ""]));
     replace(document.getElementById("fleet-summary"),
       el("div", { class: "count-group", role: "group", "aria-label": "Hosts by health" },
         el("span", { class: "count-title", text: `Health of ${hosts.length} hosts` }),
@@ -67,7 +69,12 @@
         el("span", { class: "count-title", text: "Emergency mode" }),
         levels.map((k) => countButton("emergency", k, `ON ${k.replace("-", " ")}`, emergency[k], false)),
         countButton("emergency", "off", "off", emergency.off || 0, false),
-        countButton("emergency", "unknown", "unknown", emergency.unknown || 0, false)));
+        countButton("emergency", "unknown", "unknown", emergency.unknown || 0, false)),
+      el("div", { class: "count-group", role: "group", "aria-label": "Hosts by emergency level (open incidents)" },
+        el("span", { class: "count-title", text: "Emergency level" }),
+        Object.keys(incidents).filter((k) => k !== "none").sort().map((k) =>
+          countButton("emergency", k.replace("level", "incident"), `${k.replace("-", " ")} ${names[k]}`, incidents[k], false)),
+        countButton("emergency", "incident-none", "no open incident", incidents.none || 0, false)));
   }
 
   // -- cards and the grid ------------------------------------------------------------------------------------
