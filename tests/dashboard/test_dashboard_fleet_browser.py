@@ -95,6 +95,8 @@ def test_the_fleet_view_at_50_hosts(
         expect(summary).to_have_text("No host selected.")
         page.click("button[data-action='health-check']")
         expect(page.locator("#control-message")).to_have_text("Choose at least one host.")
+        page.click("button[data-action='restore-backup']")  # restore-by-name acts on the one host chosen for it
+        expect(page.locator("#control-message")).to_have_text("Choose the host to restore on.")
         page.click("#host-picker button[data-select='failing']")
         expect(summary).to_have_attribute("data-count", "5")
         page.click("button[data-action='health-check']")

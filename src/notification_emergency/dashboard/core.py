@@ -120,7 +120,7 @@ class Dashboard:
             record_health=lambda result, source, at: self.record_health(result, source=source, at=at),
         )
         # The recent actions survive a restart: read back from the audit trail (a store that fails is logged).
-        _guard("reading the recent actions", lambda: self.jobs.restore(recent_jobs(self.store)))
+        _guard("reading the recent actions", lambda: self.jobs.show_recent(recent_jobs(self.store)))
         self._lock = threading.Lock()
         self._cond = threading.Condition()
         self._wake = threading.Event()

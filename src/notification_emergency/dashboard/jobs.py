@@ -451,7 +451,7 @@ class Jobs:
             self._changed(False)
         return job
 
-    def restore(self, jobs: list[Job]) -> None:
+    def show_recent(self, jobs: list[Job]) -> None:
         """Show ``jobs`` (read back from the store after a restart) as recent actions."""
         with self._lock:
             for job in jobs:

@@ -278,7 +278,10 @@
 
   async function act(button) {
     const body = request(button.dataset.action);
-    if (!body.hosts.length) { say("Choose at least one host.", "error"); return; }
+    if (!body.hosts.length) {
+      say(body.action === "restore-backup" ? "Choose the host to restore on." : "Choose at least one host.", "error");
+      return;
+    }
     button.disabled = true;
     try {
       const preview = await post({ ...body, confirmed: false });
