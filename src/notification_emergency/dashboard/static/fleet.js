@@ -16,6 +16,7 @@
     chosen: null, // the host of the detail panel (null: the first host in the view's order)
     selected: null, // the hosts the controls act on (a Set; null until the first data: then every host)
     pickText: "",
+    checkOpen: false, // the last health check's details are open in the detail panel
     timeline: { host: null, events: [], error: null, loading: false },
   };
 
@@ -169,7 +170,7 @@
     const head = `Last health check ${when(last.at)} (${last.source}): ${last.status}` +
       (last.primary ? `, ${last.primary} level ${last.level} ${last.level_name || ""}` : "") +
       (last.plan && last.plan.length ? `; plan: ${last.plan.join(", ")}` : "");
-    return el("details", {},
+    const details = el("details", { open: view.checkOpen },
       el("summary", { text: head }),
       componentTable(last.checks || [], [
         { title: "Check", cell: (c) => el("td", { text: `${c.name}${c.component && c.component !== c.name ? ` (${c.component})` : ""}` }) },
@@ -177,6 +178,8 @@
         { title: "Latency", cell: (c) => el("td", { class: "num", text: ms(c.latency_ms) }) },
         { title: "Evidence", cell: (c) => el("td", { text: [c.error, c.evidence].filter(Boolean).join(" · ") }) },
       ]));
+    details.addEventListener("toggle", () => { view.checkOpen = details.open; }); // kept open across updates
+    return details;
   }
 
   function timelineList(host, record) {
