@@ -1,6 +1,7 @@
 """The dashboard's production server, for real: ``notification-emergency dashboard`` (gunicorn's master and its
 threaded worker, as the systemd unit runs it) on a loopback port, a real users file and store, requests over
-HTTP. No version in any ``Server`` header; server-sent events through it; ordinary requests served while every
+HTTP. No version in any ``Server`` header; server-sent events through it; a killed worker replaced by the
+master; ordinary requests served while every
 event stream the server allows is open; SIGTERM ends the streams and finishes a request in flight, within the
 grace time; the systemd unit runs a command the CLI has."""
 
@@ -129,6 +130,20 @@ def assert_no_version(answer: requests.Response) -> None:
     assert not any("werkzeug" in value.lower() or "python" in value.lower() for value in answer.headers.values())
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (gunicorn's master: its worker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def raw_exchange(port: int, request: bytes) -> str:
     """Send ``request`` as it is and read the answer until the server closes the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
@@ -139,7 +154,7 @@ def raw_exchange(port: int, request: bytes) -> str:
     return b"".join(chunks).decode("latin-1")
 
 
-def test_the_cli_serves_with_gunicorn_and_no_version_in_any_server_header(
+def test_the_cli_serves_with_gunicorn_no_version_in_any_server_header_and_a_dead_worker_replaced(
     state: Path, users_file: Path, offline_inventory: Path
 ) -> None:
     with cli_dashboard(state, users_file, offline_inventory) as served:
@@ -176,6 +191,17 @@ def test_the_cli_serves_with_gunicorn_and_no_version_in_any_server_header(
         garbled = raw_exchange(served.port, b"NOT HTTP AT ALL\r\n\r\n")
         assert garbled.startswith("HTTP/1.1 400 "), garbled[:200]
         assert not re.search(r"^Server:", garbled, re.MULTILINE | re.IGNORECASE), garbled[:300]
+
+        # gunicorn's master supervises its worker: a worker that dies is replaced, and serving goes on
+        [worker] = children(served.proc.pid)
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not (set(children(served.proc.pid)) - {worker}):
+            assert time.monotonic() < deadline, "no new worker"
+            time.sleep(0.1)
+        again = requests.get(f"{url}/login", timeout=30)
+        assert again.status_code == 200
+        assert_no_version(again)
 
         served.proc.send_signal(signal.SIGTERM)
         _out, err = served.proc.communicate(timeout=GRACEFUL_TIMEOUT + 15)
