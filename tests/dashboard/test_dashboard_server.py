@@ -1,9 +1,8 @@
 """The dashboard's production server, for real: ``notification-emergency dashboard`` (gunicorn's master and its
 threaded worker, as the systemd unit runs it) on a loopback port, a real users file and store, requests over
 HTTP. No version in any ``Server`` header; server-sent events through it; a killed worker replaced by the
-master; ordinary requests served while every
-event stream the server allows is open; SIGTERM ends the streams and finishes a request in flight, within the
-grace time; the systemd unit runs a command the CLI has."""
+master; ordinary requests served while every event stream the server allows is open; SIGTERM ends the streams
+and finishes a request in flight, within the grace time; the systemd unit runs a command the CLI has."""
 
 from __future__ import annotations
 
