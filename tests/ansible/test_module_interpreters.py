@@ -49,6 +49,8 @@ def test_every_module_runs_on_a_bare_python(
     }
     (tmp_path / "vars.json").write_text(json.dumps(extra))
     monkeypatch.setenv("ANSIBLE_STRATEGY", strategy)
+    backups = sandbox_host.root / "backups"
+    before = sorted(path.name for path in backups.iterdir()) if backups.is_dir() else []
     # (Sandbox.playbook takes a playbook of playbooks/; an absolute path is taken as it is)
     run = sandbox_host.box.playbook(str(PLAYBOOK), "--limit", sandbox_host.name, f"-e@{tmp_path / 'vars.json'}")
     assert run.rc == 0, run.output[-4000:]
@@ -59,6 +61,9 @@ def test_every_module_runs_on_a_bare_python(
     assert sandbox_host.health()["status"] == "healthy"
     config = (sandbox_host.root / "etc" / "config.yml").read_text()
     assert re.search(r"^mode: websocket$", config, re.MULTILINE), "the planned switch (check mode) wrote nothing"
+    after = sorted(path.name for path in backups.iterdir()) if backups.is_dir() else []
+    assert after == before, "the host's own backups are untouched (this run's went to the test's directory)"
+    assert not (sandbox_host.root / "state" / "toolkit.lock").exists(), "the lock was given back"
 
 
 def _requirements(path: Path) -> list[str]:
