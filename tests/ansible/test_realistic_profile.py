@@ -7,6 +7,7 @@ One sandbox of two hosts for the module; the tests run in order (deploy, the rec
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import subprocess
@@ -32,6 +33,8 @@ def realistic(sandbox_factory: Callable[..., Sandbox]) -> Iterator[Sandbox]:
     plain = sandbox_factory("realistic", ports=10 * len(HOSTS) + 4)
     box = Sandbox(plain.workdir, plain.base_port, profile="realistic")
     up = box.playbook("sandbox_up.yml", extra={"sandbox_size": len(HOSTS)})
+    if up.rc != 0:
+        box.playbook("sandbox_down.yml")  # what was made (an sshd, a user) goes
     assert up.rc == 0, up.output[-4000:]
     yield box
     box.playbook("sandbox_down.yml")  # a no-op after test_sandbox_down_removes_everything
@@ -83,7 +86,7 @@ def supervised_pid(box: Sandbox, name: str, program: str) -> int:
     return int(answer)
 
 
-def test_hosts_are_reached_over_ssh_with_a_bare_python_3_9(realistic: Sandbox) -> None:
+def test_hosts_are_reached_over_ssh_with_a_bare_python_3_9(realistic: Sandbox, tmp_path: Path) -> None:
     group = realistic.hosts()
     assert sorted(group) == HOSTS
     ports = {host["ansible_port"] for host in group.values()}
@@ -110,9 +113,34 @@ def test_hosts_are_reached_over_ssh_with_a_bare_python_3_9(realistic: Sandbox) -
     assert variables["ansible_connection"] == "ssh" and "/versions/3.9." in interpreter, variables
     bare = subprocess.run([interpreter, "-c", "import yaml"], capture_output=True, text=True, check=False)
     assert bare.returncode != 0, "the modules' interpreter has no packages (no PyYAML)"
-    # Host keys are checked: a known_hosts of the sandbox, and a key the sshd did not present is refused.
+    # Host keys are checked: a known_hosts of the sandbox, and a host whose key is not the known one is refused.
     known = (realistic.home / "ssh" / "known_hosts").read_text()
     assert all(f"[127.0.0.1]:{port} ssh-ed25519 " in known for port in ports), known
+    other_key = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
+    port = group[HOSTS[0]]["ansible_port"]
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{port} {' '.join(Path(f'{other_key}.pub').read_text().split()[:2])}\n")
+    ssh_args = json.dumps({"ansible_ssh_common_args": f"-o UserKnownHostsFile={wrong} -o IdentitiesOnly=yes"})
+    refused = subprocess.run(
+        [
+            *command[:2],
+            "-i",
+            str(realistic.inventory),
+            "--limit",
+            HOSTS[0],
+            "-m",
+            "ansible.builtin.ping",
+            "-e",
+            ssh_args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert refused.returncode != 0 and "host key" in refused.stdout.lower(), refused.stdout + refused.stderr
 
 
 def test_the_service_runs_as_its_own_user_from_its_own_environment(realistic: Sandbox) -> None:
