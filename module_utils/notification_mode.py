@@ -45,6 +45,7 @@ MODES = ("legacy", "websocket")
 TEMPLATE_MODE = 0o644
 CONFIG_MODE = 0o640
 PROGRAM_MODE = 0o644
+ROOT_IDS = (0, 0)  # the owner of the process manager's program definitions
 DIR_MODE = 0o755
 DIFF_LIMIT = 64 * 1024  # text files larger than this are listed, not shown, in the diff
 
@@ -198,8 +199,10 @@ def plan_files(switch: Switch, ids: tuple[int, int]) -> list[FileChange]:
             if os.path.isfile(path) or os.path.islink(path):
                 changes.append(FileChange(path, None, 0, _read(path), "removed"))
     for path, text in sorted(switch.program_files.items()):
-        # Definitions outside the root (systemd units) keep their owner (root), as the deploy writes them.
-        change = _want(path, text.encode(), PROGRAM_MODE, ids if _under(path, switch.root) else (-1, -1))
+        # Program definitions are root's wherever they are, as the deploy writes them: the process manager runs
+        # as root and starts each program as its user=, so a definition the service could edit would let the
+        # service run anything as root.
+        change = _want(path, text.encode(), PROGRAM_MODE, ROOT_IDS)
         if change:
             changes.append(change)
     # config.yml last: the web process switches on its next request, once the pages are in place.
@@ -554,7 +557,10 @@ def run_switch(switch: Switch, check_mode: bool, warn: Callable[[str], None]) ->
         step = "Write the templates, routes and service definitions of mode " + switch.mode
         try:
             for change in changes:
-                write_file(change, ids if _under(change.path, switch.root) else (-1, -1))
+                if change.path in switch.program_files:
+                    write_file(change, ROOT_IDS)  # root's, see plan_files
+                else:
+                    write_file(change, ids if _under(change.path, switch.root) else (-1, -1))
             timer.mark("files")
             step = "Bring the services to mode " + switch.mode
             definitions = any(change.path in switch.program_files for change in changes)

@@ -164,7 +164,20 @@ def test_the_service_runs_as_its_own_user_from_its_own_environment(realistic: Sa
             assert owner(root / path) == user, path
         assert grp.getgrgid((root / "etc" / "secrets.yml").stat().st_gid).gr_name == user
         assert (root / "etc" / "secrets.yml").stat().st_mode & 0o777 == 0o600
+        assert_manager_definitions_are_roots(root)
         assert health(realistic, name)["status"] == "healthy"
+
+
+def assert_manager_definitions_are_roots(root: Path) -> None:
+    """supervisord runs as root and starts each program as its user=: the service must not be able to change a
+    definition (its command, its user) nor replace the directory that holds them, or it could run anything as root.
+    Root's, and no write bit for group or others: the service user (not root, not the owner) cannot write there."""
+    definitions = [root / "etc", root / "etc" / "supervisor.d", *(root / "etc" / "supervisor.d").glob("*.conf")]
+    assert len(definitions) >= 5, definitions  # etc, supervisor.d, web, websocket, redis
+    for path in definitions:
+        assert owner(path) == "root" and path.stat().st_mode & 0o022 == 0, (
+            f"{path}: {owner(path)}, {path.stat().st_mode:o}"
+        )
 
 
 def test_a_second_sandbox_up_changes_nothing(realistic: Sandbox) -> None:
@@ -227,6 +240,7 @@ def test_the_recovery_path_over_ssh(realistic: Sandbox, toolkit: EmergencyToolki
         ]:
             assert owner(path) == user, f"{path} is {owner(path)}'s"
         assert not (root / "state" / "toolkit.lock").exists() or owner(root / "state" / "toolkit.lock") == "root"
+        assert_manager_definitions_are_roots(root)
 
 
 def test_auto_recover_and_a_drill_over_ssh(realistic: Sandbox, toolkit: EmergencyToolkit) -> None:
