@@ -151,6 +151,7 @@
     fleet.render(live);
     renderJobs();
     renderBackupHosts();
+    refreshBackupsAfterJobs();
     renders.push({ hosts: ((live && live.hosts) || []).length, ms: performance.now() - started });
     if (renders.length > 50) renders.shift();
     document.getElementById("status").dataset.renderMs = renders[renders.length - 1].ms.toFixed(1);
@@ -250,6 +251,18 @@
   }
 
   form.elements["backup-host"].addEventListener("change", loadBackups);
+
+  // An action that takes or uses a backup ended since the list was read: read the chosen host's backups again
+  // (the list is read when a host is chosen; a backup taken after that would be missing from it).
+  const BACKUP_ACTIONS = ["backup", "rollback", "restore", "restore-backup", "drain-backlog"];
+  let endedJobs = null;
+  function refreshBackupsAfterJobs() {
+    const ended = ((state.live && state.live.jobs) || [])
+      .filter((job) => job.state !== "running" && BACKUP_ACTIONS.includes(job.action)).map((job) => job.id);
+    const fresh = endedJobs !== null && ended.some((id) => !endedJobs.has(id));
+    endedJobs = new Set(ended);
+    if (fresh && form.elements["backup-host"].value) loadBackups();
+  }
 
   async function post(body) {
     const response = await fetch("/api/actions", {
