@@ -50,10 +50,6 @@ class YamlSubsetError(ValueError):
 YAML_ERRORS: tuple[type, ...] = (YamlSubsetError,) + ((_pyyaml.YAMLError,) if _pyyaml is not None else ())
 
 
-def have_pyyaml() -> bool:
-    return _pyyaml is not None
-
-
 def safe_load(text: str) -> Any:
     """``yaml.safe_load(text)`` with PyYAML, else the plain subset (raises ``YamlSubsetError``, or PyYAML's error)."""
     if _pyyaml is not None:

@@ -31,7 +31,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_collection  # a sibling script, not a package
 
-ROOT = build_collection.ROOT
 PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 CACHE = Path.home() / ".ansible" / "test" / "cache"
 GET_PIP = '''"""get-pip for ansible-test, offline: installs pip from {wheel}.

@@ -6,7 +6,6 @@ Python for modules is a bare interpreter."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.ansible import interpreters
+from tests.ansible.interpreters import VERSIONS, base_interpreter, missing_reason
 from tests.ansible.sandbox import SandboxHost, parse_recap
 from tests.conftest import ROOT, VENV_BIN
 
@@ -32,14 +33,13 @@ FILTERS = sorted(path.stem for path in (ROOT / "filter_plugins").glob("*.yml"))
 PREFIX = "ansible_collections/notification/emergency/"
 
 
-def bare_python() -> str:
-    """A bare interpreter of pyenv (3.9 first: RHEL 9's), as on a managed host with nothing installed."""
-    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    for version in ("3.9", "3.8", "3.10", "3.12", "3.13"):
-        found = sorted(versions.glob(f"{version}.*/bin/python{version}"))
-        if found:
-            return str(found[-1])
-    pytest.skip("no bare Python 3.8-3.13 under $(pyenv root)/versions: the managed host's interpreter is missing")
+def bare_python(home: Path) -> str:
+    """A managed host's Python: a venv with no package of pyenv's 3.9 (RHEL 9's), else the oldest there is."""
+    for version in ("3.9", *VERSIONS):
+        base = base_interpreter(version)
+        if base is not None:
+            return str(interpreters.bare_python(base, home))
+    pytest.skip(missing_reason("3.9") + ", nor any other 3.8-3.13: the managed host's interpreter is missing")
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def _mode(host: SandboxHost) -> Any:
 def test_modules_filters_roles_and_playbooks_run_with_only_ansible_core(
     core_only: CoreOnly, sandbox_host: SandboxHost, tmp_path: Path
 ) -> None:
-    python = bare_python()
+    python = bare_python(tmp_path / "bare-python")
     inventory = _inventory(sandbox_host, tmp_path / "hosts.yml", python)
     playbook = tmp_path / "check.yml"
     playbook.write_text(

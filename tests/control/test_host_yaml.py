@@ -13,8 +13,6 @@ from ansible.module_utils.notification_yaml import YamlSubsetError, load_subset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT
-
 # HYPOTHESIS_EXAMPLES=20000 for a longer search (20,000 each passed on 2026-12-04, 166 s).
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "300"))
 KEYS = st.from_regex(r"[a-z_][a-z0-9_\-]{0,12}", fullmatch=True).filter(lambda key: key not in {"y", "n"})
@@ -129,8 +127,3 @@ def test_the_services_config_error_names_the_file_and_the_fix(tmp_path: Path) ->
         bare.undo()
     message = str(caught.value)
     assert str(path) in message and "line 2" in message and "install PyYAML" in message
-
-
-def test_module_utils_ships_it_without_pyyaml() -> None:
-    source = (ROOT / "module_utils" / "notification_yaml.py").read_text()
-    assert "import yaml as _pyyaml" in source and "except ImportError" in source
