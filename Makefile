@@ -14,7 +14,7 @@ COSTLY_TESTS := sandbox or postgres or browser or stack
 # Parallel pytest processes of `make check` and `make test` (pytest-xdist; each has its own sandbox host and ports).
 # A whole test file stays on one worker (--dist loadfile): module fixtures and ordered tests stay together.
 PYTEST_WORKERS ?= auto
-PYTHON_DIRS := src tests bench library module_utils filter_plugins strategy_plugins callback_plugins reference_app scripts rulebooks
+PYTHON_DIRS := src tests bench library action_plugins module_utils filter_plugins strategy_plugins callback_plugins reference_app scripts rulebooks
 MOLECULE_LOG := $(CURDIR)/.cache/molecule.log
 
 .PHONY: demo check test bootstrap lint sanity collection pytest molecule molecule-logged sandbox-up sandbox-down bench clean help

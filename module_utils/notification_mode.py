@@ -36,6 +36,7 @@ from ansible.module_utils.notification_backup_make import make
 from ansible.module_utils.notification_backup_restore import restore
 from ansible.module_utils.notification_checks import Context
 from ansible.module_utils.notification_common import CheckTimeout, Deadline
+from ansible.module_utils.notification_flash_probe import FlashProbeError, flash_probe
 from ansible.module_utils.notification_health import check_health
 from ansible.module_utils.notification_redis import PENDING_KEY, redis_command
 from ansible.module_utils.notification_service_config import read_service_config
@@ -411,6 +412,12 @@ def wait_healthy(
 
 def probe(switch: Switch) -> dict[str, Any]:
     step = f"See a notification arrive through the channel of mode {switch.mode}"
+    if switch.mode == "legacy":
+        # From outside, as a browser: a sign-in, the API, two pages (module_utils/notification_flash_probe.py).
+        try:
+            return flash_probe(switch.config_path, switch.verify_user, switch.verify_timeout)
+        except FlashProbeError as exc:
+            raise SwitchFailed(step, str(exc)) from None
     answer = run_cli(
         switch,
         step,

@@ -14,26 +14,37 @@ module), so the module's check mode, logging and environment apply.
 
 from __future__ import annotations
 
-import base64
-import configparser
 import http.client
 import os
 import re
-import socket
 import time
 import xmlrpc.client
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, List, Tuple  # noqa: UP035 (Python 3.8 on managed hosts)
-from urllib.parse import urlsplit
 from xml.parsers.expat import ExpatError
 
 from ansible.module_utils.notification_resume import continue_program
+
+# Re-exported for the module, the health checks and the tests, which import them from here.
+from ansible.module_utils.notification_supervisor_endpoint import (
+    ServiceControlError,
+    SupervisorEndpoint,
+    SupervisorTransport,
+    SupervisorUnreachable,
+    read_endpoint,
+)
 
 # run_command(args) -> (rc, stdout, stderr)
 # A runtime alias: typing's generics, since list[str] fails on Python 3.8 (managed hosts).
 Runner = Callable[[List[str]], Tuple[int, str, str]]  # noqa: UP006
 
 RUNNING_STATES = frozenset({"RUNNING", "STARTING"})
+# A process on its way out or up: a stop is waited for until the process leaves these.
+STOPPING_STATES = frozenset({"RUNNING", "STARTING", "STOPPING", "BACKOFF"})
+STOP_POLL_S = 0.02
+# supervisord itself sends SIGKILL after the program's stopwaitsecs (5 s in the deploy's definitions); this only
+# bounds a wait on a supervisord that never reports the process gone.
+STOP_WAIT_CAP_S = 120.0
 SUPERVISOR_STATUS = re.compile(r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)\s*(?P<rest>.*)$")
 PID_RE = re.compile(r"pid (\d+)")
 
@@ -66,14 +77,6 @@ RPC_PATH = "/RPC2"
 STDERR_TAIL_BYTES = 1600  # what supervisorctl tail shows
 
 
-class ServiceControlError(Exception):
-    """A failure that the module reports with ``fail_json``; the message says what to do."""
-
-
-class SupervisorUnreachable(ServiceControlError):
-    """No supervisord answers: its socket is missing or refuses connections (or its config file is missing)."""
-
-
 class SupervisorTimeout(ServiceControlError):
     """supervisord accepted the connection but did not answer in time."""
 
@@ -90,128 +93,6 @@ class ServiceState:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class SupervisorEndpoint:
-    """Where supervisord answers XML-RPC, as ``supervisorctl -c <config>`` would find it."""
-
-    url: str  # unix:///path/to/socket or http://host:port, for messages
-    socket_path: str | None = None
-    host: str = "localhost"
-    port: int = 80
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-
-def _normalize_path(path: str) -> str:
-    return os.path.abspath(os.path.expanduser(path))
-
-
-def read_endpoint(config: str) -> SupervisorEndpoint | None:
-    """The XML-RPC endpoint that a supervisord configuration file names, read as supervisor reads it.
-
-    ``[supervisorctl] serverurl`` (``unix://`` or ``http://``) when set, else ``[unix_http_server] file``;
-    credentials from ``[supervisorctl] username``/``password``, else (for the unix socket) from
-    ``[unix_http_server]`` unless its password is a hash. Values expand ``%(here)s`` (the directory of the
-    file) and ``%(ENV_NAME)s``. None when the file names neither (then only ``supervisorctl`` knows).
-    """
-    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
-    try:
-        with open(config, encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except FileNotFoundError:
-        raise SupervisorUnreachable(
-            f"supervisor_config {config} does not exist; deploy the supervisord configuration first"
-        ) from None
-    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise ServiceControlError(f"cannot read supervisor_config {config}: {exc}") from None
-    expansions = {f"ENV_{name}": value for name, value in os.environ.items()}
-    expansions["here"] = os.path.dirname(_normalize_path(config))
-
-    def get(section: str, option: str) -> str | None:
-        if not parser.has_option(section, option):
-            return None
-        value = parser.get(section, option)
-        try:
-            return (value % expansions).strip()
-        except KeyError as exc:
-            raise ServiceControlError(
-                f"{config}: [{section}] {option} = {value} names {exc} which cannot be expanded"
-            ) from None
-        except (ValueError, TypeError) as exc:
-            raise ServiceControlError(f"{config}: [{section}] {option} = {value} is badly formatted: {exc}") from None
-
-    server_file = get("unix_http_server", "file")
-    server_socket = _normalize_path(server_file) if server_file else None
-    username, password = get("supervisorctl", "username"), get("supervisorctl", "password")
-    serverurl = get("supervisorctl", "serverurl")
-    if serverurl:
-        if serverurl.startswith("unix://"):
-            socket_path = _normalize_path(serverurl[len("unix://") :])
-            endpoint = SupervisorEndpoint(f"unix://{socket_path}", socket_path=socket_path)
-        elif serverurl.startswith("http://"):
-            parts = urlsplit(serverurl)
-            try:
-                port = parts.port or 80
-            except ValueError:
-                raise ServiceControlError(f"{config}: [supervisorctl] serverurl {serverurl} has a bad port") from None
-            host = parts.hostname or "localhost"
-            endpoint = SupervisorEndpoint(f"http://{host}:{port}", host=host, port=port)
-        else:
-            raise ServiceControlError(
-                f"{config}: [supervisorctl] serverurl {serverurl} is neither unix:// nor http://; fix the serverurl"
-            )
-    elif server_socket:
-        endpoint = SupervisorEndpoint(f"unix://{server_socket}", socket_path=server_socket)
-    else:
-        return None
-    if username is None and password is None and endpoint.socket_path and endpoint.socket_path == server_socket:
-        server_password = get("unix_http_server", "password")
-        if server_password and not server_password.startswith("{SHA}"):
-            username, password = get("unix_http_server", "username"), server_password
-    return SupervisorEndpoint(
-        endpoint.url, endpoint.socket_path, endpoint.host, endpoint.port, username=username, password=password
-    )
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over an AF_UNIX stream socket (supervisord's ``[unix_http_server]``), with a timeout."""
-
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class SupervisorTransport(xmlrpc.client.Transport):
-    """``xmlrpc.client`` transport to one endpoint: a fresh connection per call, basic auth when configured."""
-
-    def __init__(self, endpoint: SupervisorEndpoint, timeout: float | None) -> None:
-        headers: list[tuple[str, str]] = []
-        if endpoint.username is not None and endpoint.password is not None:
-            token = base64.b64encode(f"{endpoint.username}:{endpoint.password}".encode()).decode("ascii")
-            headers.append(("Authorization", f"Basic {token}"))
-        super().__init__(headers=headers)
-        self.endpoint = endpoint
-        self.timeout = timeout
-
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        if self.endpoint.socket_path:
-            connection: http.client.HTTPConnection = UnixHTTPConnection(self.endpoint.socket_path, self.timeout)
-        else:
-            connection = http.client.HTTPConnection(self.endpoint.host, self.endpoint.port, timeout=self.timeout)
-        self._connection = (host, connection)  # so that close() closes it
-        return connection
 
 
 class SupervisorBackend:
@@ -413,7 +294,12 @@ class SupervisorBackend:
 
     def _update_step(self, method: str, group: str, lines: list[str]) -> Any:
         try:
-            # stopProcessGroup waits (its default, as in supervisorctl) until the group's processes stopped.
+            if method == "stopProcessGroup":
+                # As supervisorctl update does, the group's processes are stopped before it is removed; the
+                # wait is ours (see wait_stopped), not supervisord's.
+                results = self.rpc("supervisor.stopProcessGroup", group, False)
+                self.wait_stopped(lambda info: info.get("group") == group, f"process group {group}")
+                return results
             return self.rpc(f"supervisor.{method}", group, wait=True)
         except xmlrpc.client.Fault as fault:
             if method == "stopProcessGroup" and fault.faultCode == NOT_RUNNING:
@@ -422,6 +308,30 @@ class SupervisorBackend:
             raise ServiceControlError(
                 f"supervisord update failed: {method} {group}: {_fault_text(fault, group)}{done}"
             ) from None
+
+    def wait_stopped(self, selected: Callable[[dict[str, Any]], bool], what: str) -> None:
+        """Wait until no process ``selected`` (from getAllProcessInfo) is running or on its way out.
+
+        stopProcess and stopProcessGroup with wait=True answer from supervisord's own deferred polling, a
+        fraction of a second to a second after the process has exited (measured: a group stop took 0.7-2.0 s
+        for a service that exits in 0.5 s). Each call here wakes supervisord's loop, which reaps the child at
+        once; supervisord still sends SIGKILL after the program's stopwaitsecs, so the wait stays bounded.
+        """
+        deadline = time.monotonic() + STOP_WAIT_CAP_S
+        while True:
+            left = [
+                info
+                for info in self.rpc("supervisor.getAllProcessInfo")
+                if selected(info) and info.get("statename") in STOPPING_STATES
+            ]
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                states = ", ".join(f"{info.get('name')} {info.get('statename')}" for info in left)
+                raise ServiceControlError(
+                    f"supervisord did not stop {what} within {STOP_WAIT_CAP_S:g}s ({states}); see its logfile"
+                )
+            self.sleep(STOP_POLL_S)
 
     # -- processes -------------------------------------------------------------------------------------------
 
@@ -478,9 +388,17 @@ class SupervisorBackend:
 
     def _signal(self, verb: str, name: str) -> None:
         """startProcess or stopProcess, waiting for the outcome; already started / not running are no errors."""
-        method = "supervisor.startProcess" if verb == "start" else "supervisor.stopProcess"
         try:
-            self.rpc(method, name, True, wait=True)
+            if verb == "start":
+                # Waits the program's startsecs: a process that dies at once is reported, not taken as started.
+                self.rpc("supervisor.startProcess", name, True, wait=True)
+            else:
+                self.rpc("supervisor.stopProcess", name, False)
+                group, _sep, process = name.rpartition(":")
+                self.wait_stopped(
+                    lambda info: info.get("name") == (process or name) and (not group or info.get("group") == group),
+                    name,
+                )
         except xmlrpc.client.Fault as fault:
             if fault.faultCode in (ALREADY_STARTED, NOT_RUNNING):
                 return

@@ -46,6 +46,7 @@ EXCLUDED_PLAYBOOKS = {"sandbox_up.yml", "sandbox_down.yml", "auto_recover.yml", 
 # (repository directory, collection directory, file suffixes)
 PLUGIN_DIRS = [
     ("library", "plugins/modules", (".py",)),
+    ("action_plugins", "plugins/action", (".py",)),
     ("module_utils", "plugins/module_utils", (".py",)),
     ("filter_plugins", "plugins/filter", (".py", ".yml")),
     ("strategy_plugins", "plugins/strategy", (".py",)),

@@ -216,6 +216,7 @@ SOURCE_DIRS = (
     "src",
     "tests",
     "library",
+    "action_plugins",
     "module_utils",
     "filter_plugins",
     "callback_plugins",
