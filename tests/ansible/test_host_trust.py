@@ -1,0 +1,325 @@
+"""What the toolkit (root) trusts on a host whose service runs as its own user (the realistic profile).
+
+The service user cannot change config.yml or secrets.yml (root's, read through the service's group); root-run
+modules refuse a database that config.yml (or a backup's config.yml) names outside the service root; and they
+follow no symbolic link the service planted in the directories it owns (data/, templates/, state/): a root-only
+file outside the root, with a canary in it, is neither read into a backup nor overwritten, and the run fails or
+skips it with a message naming the link and the fix.
+
+One realistic host for the module (a private sshd, a bare Python 3.9, the service user notif-<port>), removed at
+the end. The tests run in order; each puts the host back as it found it.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.ansible.sandbox import ROOT, PlaybookRun, Sandbox
+from tests.conftest import VENV_BIN
+
+HOST = "sandbox-01"
+
+
+@pytest.fixture(scope="module")
+def host(sandbox_factory: Callable[..., Sandbox]) -> Iterator[Sandbox]:
+    plain = sandbox_factory("trust", ports=14)
+    box = Sandbox(plain.workdir, plain.base_port, profile="realistic")
+    up = box.playbook("sandbox_up.yml", extra={"sandbox_size": 1})
+    if up.rc != 0:
+        box.playbook("sandbox_down.yml")
+    assert up.rc == 0, up.output[-4000:]
+    yield box
+    down = box.playbook("sandbox_down.yml")
+    assert down.rc == 0, down.output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def outside(host: Sandbox) -> Path:
+    """A directory outside the service root that only root may enter (what a link planted by the service could
+    name: /etc, /root)."""
+    path = host.home / "outside"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def root_of(box: Sandbox) -> Path:
+    return Path(box.hosts()[HOST]["notification_service_root"])
+
+
+def user_of(box: Sandbox) -> str:
+    return f"notif-{box.hosts()[HOST]['notification_service_web_port']}"
+
+
+def as_service(box: Sandbox, *command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` run as the service user (what a compromised service can do)."""
+    return subprocess.run(
+        ["runuser", "-u", user_of(box), "--", *command],
+        capture_output=True,
+        text=True,
+        cwd=root_of(box),
+        check=False,
+    )
+
+
+def digest(path: Path) -> tuple[str, int]:
+    """(sha256, mtime in ns) of a file, read as root, to show it was neither changed nor replaced."""
+    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+
+def canary_db(path: Path) -> str:
+    """A root-only SQLite database (0600) holding a canary: what a root-run backup that follows a link would copy."""
+    canary = f"CANARY-{uuid.uuid4().hex}"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE secret (value TEXT)")
+        conn.execute("INSERT INTO secret VALUES (?)", (canary,))
+    conn.close()
+    path.chmod(0o600)
+    return canary
+
+
+def canary_file(path: Path) -> str:
+    canary = f"CANARY-{uuid.uuid4().hex}"
+    path.write_text(f"root only: {canary}\n")
+    path.chmod(0o600)
+    return canary
+
+
+def backups_hold(root: Path, canary: str) -> list[str]:
+    """Files under backups/ that contain ``canary``, at any depth (SQLite copies included)."""
+    found = []
+    for directory, _subdirs, names in os.walk(root / "backups"):
+        for name in names:
+            path = Path(directory) / name
+            if not path.is_symlink() and canary.encode() in path.read_bytes():
+                found.append(str(path))
+    return found
+
+
+def clear_backups(root: Path) -> None:
+    """No backup to reuse: the next backup reads every file again."""
+    if (root / "backups").exists():
+        for path in (root / "backups").iterdir():
+            shutil.rmtree(path)
+
+
+def module(box: Sandbox, **args: object) -> PlaybookRun:
+    """notification_backup run on the host over SSH by an ad-hoc command (as root, as the playbooks run it)."""
+    command = [
+        str(VENV_BIN / "ansible"),
+        HOST,
+        "-i",
+        str(box.inventory),
+        "-m",
+        "notification_backup",
+        "-a",
+        json.dumps({"root": str(root_of(box)), **args}),
+    ]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False)
+    return PlaybookRun(done.returncode, done.stdout, done.stderr, 0.0)
+
+
+def healthy(box: Sandbox) -> dict[str, object]:
+    port = box.hosts()[HOST]["notification_service_web_port"]
+    return dict(requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json())
+
+
+def refused(run: PlaybookRun, *words: str) -> None:
+    assert run.rc != 0, run.output[-3000:]
+    for word in words:
+        assert word in run.output, f"{word!r} not in the output:\n{run.output[-3000:]}"
+
+
+def test_the_service_user_cannot_write_its_configuration(host: Sandbox) -> None:
+    root = root_of(host)
+    user = user_of(host)
+    for name in ("config.yml", "secrets.yml"):
+        path = root / "etc" / name
+        info = path.stat()
+        assert (pwd.getpwuid(info.st_uid).pw_name, grp.getgrgid(info.st_gid).gr_name) == ("root", user), path
+        assert info.st_mode & 0o777 == 0o640, f"{path}: {info.st_mode:o}"
+        before = digest(path)
+        write = as_service(host, "sh", "-c", f"echo 'database_url: sqlite:////etc/passwd' >> {path}")
+        assert write.returncode != 0 and "Permission denied" in write.stderr, write
+        assert as_service(host, "chmod", "0666", str(path)).returncode != 0
+        assert as_service(host, "mv", str(path), f"{path}.moved").returncode != 0, "etc/ is root's"
+        assert digest(path) == before
+        # ... and still reads it: the group's read bit.
+        assert as_service(host, "cat", str(path)).returncode == 0
+    assert healthy(host)["status"] == "healthy"
+
+
+def test_a_database_linked_out_of_the_root_is_neither_backed_up_nor_overwritten(host: Sandbox, outside: Path) -> None:
+    root = root_of(host)
+    database = root / "data" / "notifications.db"
+    secret = outside / "secret.db"
+    canary = canary_db(secret)
+    before = digest(secret)
+    clear_backups(root)
+    good = host.playbook("backup.yml", extra={"backup_label": "before-link"})
+    assert good.rc == 0, good.output[-3000:]
+    [kept] = list((root / "backups").iterdir())
+    os.rename(kept, outside / kept.name)  # no backup to reuse: the next one reads the database again
+    # The service moves its database aside and plants a link to the root-only file (it owns data/).
+    assert as_service(host, "mv", str(database), f"{database}.real").returncode == 0
+    try:
+        assert as_service(host, "ln", "-s", str(secret), str(database)).returncode == 0
+        backup = host.playbook("backup.yml", extra={"backup_label": "linked"})
+        refused(backup, "database_url", str(database), str(secret), "outside the service root")
+        assert backups_hold(root, canary) == [], "the root-only file was copied into a backup"
+        assert list((root / "backups").iterdir()) == [], "nothing written, no partial backup left"
+
+        os.rename(outside / kept.name, kept)
+        restore = module(host, state="restored", name=kept.name, restore_database=True)
+        refused(restore, "restore_database refused, nothing was restored", str(database), "outside the service root")
+        assert database.is_symlink() and digest(secret) == before, "the root-only file was overwritten"
+        assert backups_hold(root, canary) == []
+    finally:
+        database.unlink(missing_ok=True)
+        os.rename(f"{database}.real", database)
+    assert digest(secret) == before
+
+
+def test_a_database_url_out_of_the_root_is_refused(host: Sandbox, outside: Path) -> None:
+    """config.yml (or the config.yml of a backup taken before it was root's, which the service could write then)
+    names a database outside the root: the backup refuses to read it, restore_database refuses to write it."""
+    root = root_of(host)
+    config = root / "etc" / "config.yml"
+    secret = outside / "named.db"
+    canary = canary_db(secret)
+    before = digest(secret)
+    original = config.read_text()
+    url_line = next(line for line in original.splitlines() if line.startswith("database_url:"))
+    clear_backups(root)
+    try:
+        config.write_text(original.replace(url_line, f"database_url: sqlite:///{secret}"))
+        backup = host.playbook("backup.yml", extra={"backup_label": "named-outside"})
+        refused(backup, "database_url", str(secret), "outside the service root", "deploy again")
+        assert backups_hold(root, canary) == []
+    finally:
+        config.write_text(original)
+    assert digest(secret) == before
+
+    # An older backup whose config.yml names the outside file (the service wrote it when it owned config.yml).
+    good = host.playbook("backup.yml", extra={"backup_label": "good"})
+    assert good.rc == 0, good.output[-3000:]
+    [backup_dir] = [path for path in (root / "backups").iterdir() if path.name.endswith("-good")]
+    old = root / "backups" / "20200101T000000Z-compromised"
+    shutil.copytree(backup_dir, old)
+    copy = old / "files" / "etc" / "config.yml"
+    copy.write_text(original.replace(url_line, f"database_url: sqlite:///{secret}"))
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["files"]["etc/config.yml"]["sha256"] = hashlib.sha256(copy.read_bytes()).hexdigest()
+    manifest["name"] = old.name
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    config_before = digest(config)
+    restore = host.playbook("restore.yml", extra={"restore_backup": old.name, "restore_database": True})
+    refused(restore, "restore_database", "database_url", str(secret), "outside the service root")
+    assert digest(secret) == before, "the file outside the root was overwritten"
+    assert config.read_text() == original and digest(config)[0] == config_before[0], "config.yml half-restored"
+    shutil.rmtree(old)
+    again = host.playbook("deploy.yml")
+    assert again.rc == 0, again.output[-3000:]
+    assert healthy(host)["status"] == "healthy"
+
+
+def test_template_links_are_not_followed_by_backup_rollback_or_restore(host: Sandbox, outside: Path) -> None:
+    root = root_of(host)
+    secret = outside / "page.html"
+    canary = canary_file(secret)
+    before = digest(secret)
+    link = root / "templates" / "active" / "stolen.html"
+    assert as_service(host, "ln", "-s", str(secret), str(link)).returncode == 0
+    clear_backups(root)
+    try:
+        backup = host.playbook("backup.yml", extra={"backup_label": "template-link"})
+        assert backup.rc == 0, backup.output[-3000:]
+        assert "not backed up" in backup.output and str(link) in backup.output and "rm " in backup.output
+        assert backups_hold(root, canary) == [], "the root-only file was copied into a backup"
+
+        rollback = host.playbook("rollback_to_legacy.yml")
+        assert rollback.rc == 0, rollback.output[-3000:]
+        assert not link.is_symlink(), "the rollback removes the link (not what it points to)"
+        assert digest(secret) == before and canary not in rollback.output
+        assert backups_hold(root, canary) == []
+        assert healthy(host)["mode"] == "legacy"
+        # A deploy after the rollback changes nothing: the switch wrote config.yml as the deploy does.
+        deploy = host.playbook("deploy.yml")
+        assert deploy.rc == 0, deploy.output[-3000:]
+        assert deploy.changed() == {HOST: 0}, deploy.changed()
+
+        assert as_service(host, "ln", "-s", str(secret), str(link)).returncode == 0
+        forward = host.playbook("restore.yml")
+        assert forward.rc == 0, forward.output[-3000:]
+        assert not link.is_symlink() and digest(secret) == before
+        assert healthy(host)["mode"] == "websocket"
+    finally:
+        link.unlink(missing_ok=True)
+    assert digest(secret) == before
+
+
+def test_a_template_directory_linked_out_of_the_root_stops_the_rollback(host: Sandbox, outside: Path) -> None:
+    """templates/active replaced by a link to a root-only directory: a switch that followed it would write its
+    pages there and remove every other file in it."""
+    root = root_of(host)
+    active = root / "templates" / "active"
+    target = outside / "etc-like"
+    target.mkdir(mode=0o700)
+    (target / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    before = {path.name: digest(path) for path in target.iterdir()}
+    assert as_service(host, "mv", str(active), f"{active}.real").returncode == 0
+    try:
+        assert as_service(host, "ln", "-s", str(target), str(active)).returncode == 0
+        rollback = host.playbook("rollback_to_legacy.yml")
+        refused(rollback, str(active), "symbolic link", "rm ")
+        assert {path.name: digest(path) for path in target.iterdir()} == before, "the directory was written to"
+        assert backups_hold(root, "root:x:0:0") == []
+    finally:
+        active.unlink(missing_ok=True)
+        os.rename(f"{active}.real", active)
+    assert healthy(host)["mode"] == "websocket"
+
+
+def test_links_in_state_are_not_followed_by_the_lock_or_emergency_mode(host: Sandbox, outside: Path) -> None:
+    root = root_of(host)
+    secret = outside / "state-secret"
+    canary = canary_file(secret)
+    before = digest(secret)
+    lock = root / "state" / "toolkit.lock"
+    assert as_service(host, "ln", "-s", str(secret), str(lock)).returncode == 0
+    try:
+        backup = host.playbook("backup.yml", extra={"backup_label": "lock-link"})
+        refused(backup, str(lock), "symbolic link", f"rm {lock}")
+        assert canary not in backup.output
+    finally:
+        lock.unlink(missing_ok=True)
+    assert digest(secret) == before
+
+    audit = root / "state" / "emergency-audit.log"
+    saved = audit.read_bytes() if audit.exists() else None
+    audit.unlink(missing_ok=True)
+    assert as_service(host, "ln", "-s", str(secret), str(audit)).returncode == 0
+    try:
+        activate = host.playbook(
+            "emergency_activate.yml", extra={"reason": "trust test", "triggered_by": "pytest", "level": 3}
+        )
+        refused(activate, str(audit), "symbolic link")
+        assert digest(secret) == before, "an audit line was appended to the root-only file"
+    finally:
+        audit.unlink(missing_ok=True)
+        if saved is not None:
+            audit.write_bytes(saved)
+    assert not healthy(host)["emergency"]["active"]  # type: ignore[index]
