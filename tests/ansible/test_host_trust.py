@@ -178,14 +178,15 @@ def test_a_database_linked_out_of_the_root_is_neither_backed_up_nor_overwritten(
     try:
         assert as_service(host, "ln", "-s", str(secret), str(database)).returncode == 0
         backup = host.playbook("backup.yml", extra={"backup_label": "linked"})
-        refused(backup, "database_url", str(database), str(secret), "outside the service root")
         assert backups_hold(root, canary) == [], "the root-only file was copied into a backup"
+        refused(backup, "database_url", str(database), str(secret), "outside the service root")
         assert list((root / "backups").iterdir()) == [], "nothing written, no partial backup left"
 
         os.rename(outside / kept.name, kept)
         restore = module(host, state="restored", name=kept.name, restore_database=True)
+        assert digest(secret) == before, "the root-only file was overwritten"
         refused(restore, "restore_database refused, nothing was restored", str(database), "outside the service root")
-        assert database.is_symlink() and digest(secret) == before, "the root-only file was overwritten"
+        assert database.is_symlink(), "nothing written: not even the link replaced"
         assert backups_hold(root, canary) == []
     finally:
         database.unlink(missing_ok=True)
@@ -193,9 +194,9 @@ def test_a_database_linked_out_of_the_root_is_neither_backed_up_nor_overwritten(
     assert digest(secret) == before
 
 
-def test_a_database_url_out_of_the_root_is_refused(host: Sandbox, outside: Path) -> None:
-    """config.yml (or the config.yml of a backup taken before it was root's, which the service could write then)
-    names a database outside the root: the backup refuses to read it, restore_database refuses to write it."""
+def test_a_database_url_out_of_the_root_is_refused_by_the_backup(host: Sandbox, outside: Path) -> None:
+    """config.yml names a database outside the root (only root can write config.yml now; before, the service
+    could): the backup refuses to read it."""
     root = root_of(host)
     config = root / "etc" / "config.yml"
     secret = outside / "named.db"
@@ -207,13 +208,23 @@ def test_a_database_url_out_of_the_root_is_refused(host: Sandbox, outside: Path)
     try:
         config.write_text(original.replace(url_line, f"database_url: sqlite:///{secret}"))
         backup = host.playbook("backup.yml", extra={"backup_label": "named-outside"})
+        assert backups_hold(root, canary) == [], "the file outside the root was copied into a backup"
         refused(backup, "database_url", str(secret), "outside the service root", "deploy again")
-        assert backups_hold(root, canary) == []
     finally:
         config.write_text(original)
     assert digest(secret) == before
 
-    # An older backup whose config.yml names the outside file (the service wrote it when it owned config.yml).
+
+def test_a_backup_whose_database_url_is_out_of_the_root_is_not_restored(host: Sandbox, outside: Path) -> None:
+    """An older backup whose config.yml names a file outside the root (the service wrote it when it owned
+    config.yml): restore_database refuses to write there, and nothing of the backup is restored."""
+    root = root_of(host)
+    config = root / "etc" / "config.yml"
+    secret = outside / "overwritten.db"
+    canary_db(secret)
+    before = digest(secret)
+    original = config.read_text()
+    url_line = next(line for line in original.splitlines() if line.startswith("database_url:"))
     good = host.playbook("backup.yml", extra={"backup_label": "good"})
     assert good.rc == 0, good.output[-3000:]
     [backup_dir] = [path for path in (root / "backups").iterdir() if path.name.endswith("-good")]
@@ -227,8 +238,8 @@ def test_a_database_url_out_of_the_root_is_refused(host: Sandbox, outside: Path)
     (old / "manifest.json").write_text(json.dumps(manifest))
     config_before = digest(config)
     restore = host.playbook("restore.yml", extra={"restore_backup": old.name, "restore_database": True})
-    refused(restore, "restore_database", "database_url", str(secret), "outside the service root")
     assert digest(secret) == before, "the file outside the root was overwritten"
+    refused(restore, "restore_database", "database_url", str(secret), "outside the service root")
     assert config.read_text() == original and digest(config)[0] == config_before[0], "config.yml half-restored"
     shutil.rmtree(old)
     again = host.playbook("deploy.yml")
@@ -246,9 +257,9 @@ def test_template_links_are_not_followed_by_backup_rollback_or_restore(host: San
     clear_backups(root)
     try:
         backup = host.playbook("backup.yml", extra={"backup_label": "template-link"})
+        assert backups_hold(root, canary) == [], "the root-only file was copied into a backup"
         assert backup.rc == 0, backup.output[-3000:]
         assert "not backed up" in backup.output and str(link) in backup.output and "rm " in backup.output
-        assert backups_hold(root, canary) == [], "the root-only file was copied into a backup"
 
         rollback = host.playbook("rollback_to_legacy.yml")
         assert rollback.rc == 0, rollback.output[-3000:]
@@ -284,8 +295,8 @@ def test_a_template_directory_linked_out_of_the_root_stops_the_rollback(host: Sa
     try:
         assert as_service(host, "ln", "-s", str(target), str(active)).returncode == 0
         rollback = host.playbook("rollback_to_legacy.yml")
-        refused(rollback, str(active), "symbolic link", "rm ")
         assert {path.name: digest(path) for path in target.iterdir()} == before, "the directory was written to"
+        refused(rollback, str(active), "symbolic link", "rm ")
         assert backups_hold(root, "root:x:0:0") == []
     finally:
         active.unlink(missing_ok=True)
@@ -293,21 +304,31 @@ def test_a_template_directory_linked_out_of_the_root_stops_the_rollback(host: Sa
     assert healthy(host)["mode"] == "websocket"
 
 
-def test_links_in_state_are_not_followed_by_the_lock_or_emergency_mode(host: Sandbox, outside: Path) -> None:
+def test_a_lock_link_in_state_is_not_followed(host: Sandbox, outside: Path) -> None:
     root = root_of(host)
     secret = outside / "state-secret"
     canary = canary_file(secret)
     before = digest(secret)
     lock = root / "state" / "toolkit.lock"
+    lock_audit = root / "state" / "lock-audit.log"
     assert as_service(host, "ln", "-s", str(secret), str(lock)).returncode == 0
     try:
-        backup = host.playbook("backup.yml", extra={"backup_label": "lock-link"})
-        refused(backup, str(lock), "symbolic link", f"rm {lock}")
+        # Even a forced takeover (whose audit line records an unreadable lock's content, in a file of state/ that
+        # the service can read) reads nothing through the link.
+        backup = host.playbook("backup.yml", extra={"backup_label": "lock-link", "notification_lock_force": True})
         assert canary not in backup.output
+        assert not lock_audit.exists() or canary not in lock_audit.read_text(), "the root-only file leaked"
+        refused(backup, str(lock), "symbolic link", f"rm {lock}")
     finally:
         lock.unlink(missing_ok=True)
     assert digest(secret) == before
 
+
+def test_an_emergency_audit_link_in_state_is_not_followed(host: Sandbox, outside: Path) -> None:
+    root = root_of(host)
+    secret = outside / "appended"
+    canary_file(secret)
+    before = digest(secret)
     audit = root / "state" / "emergency-audit.log"
     saved = audit.read_bytes() if audit.exists() else None
     audit.unlink(missing_ok=True)
@@ -316,8 +337,8 @@ def test_links_in_state_are_not_followed_by_the_lock_or_emergency_mode(host: San
         activate = host.playbook(
             "emergency_activate.yml", extra={"reason": "trust test", "triggered_by": "pytest", "level": 3}
         )
-        refused(activate, str(audit), "symbolic link")
         assert digest(secret) == before, "an audit line was appended to the root-only file"
+        refused(activate, str(audit), "symbolic link")
     finally:
         audit.unlink(missing_ok=True)
         if saved is not None:
