@@ -188,7 +188,8 @@ def test_root_cannot_log_in_and_the_administrator_becomes_root_with_sudo(box: Sa
 
 
 def test_a_second_sandbox_up_changes_nothing_and_the_login_is_kept(box: Sandbox, controller_sudo: Path) -> None:
-    again = box.playbook("sandbox_up.yml", extra=LOGIN)
+    # With -b too (become asked for on the command line): the control node's plays stay the invoking user's.
+    again = box.playbook("sandbox_up.yml", "--become", extra=LOGIN)
     assert again.rc == 0, again.output[-3000:]
     assert again.changed() == {"localhost": 0, HOST: 0}, again.changed()
     other = box.playbook("sandbox_up.yml", extra={"sandbox_login": "root"})
@@ -256,6 +257,26 @@ def assert_owners(box: Sandbox) -> None:
     assert admins == [], f"the administrator's files on the host: {admins}"
 
 
+def test_a_run_asked_to_become_still_runs_nothing_through_sudo_on_the_control_node(
+    box: Sandbox, controller_sudo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-b`` (AWX's "privilege escalation", an operator's habit) sets become on every task, those on the control
+    node too: the run's report and event-store record (notification_run, delegated to localhost) and the plays on
+    localhost (auto_recover.yml) say ``become: false``, or they would ask the operator's sudo for a password."""
+    monkeypatch.setenv("NOTIFICATION_EMERGENCY_STATE_DIR", str(tmp_path / "state"))  # auto_recover.yml's CLI
+    rolled = box.playbook("rollback_to_legacy.yml", "--become")
+    assert rolled.rc == 0, rolled.output[-3000:]
+    assert health(box)["mode"] == "legacy"
+    assert "report: " in rolled.stdout, "the run's report was written on the control node"
+    recovered = box.playbook("auto_recover.yml", "--become", extra={"recover_limit": HOST})
+    assert recovered.rc == 0, recovered.output[-3000:]
+    restored = box.playbook("restore.yml", "--become")
+    assert restored.rc == 0, restored.output[-3000:]
+    assert health(box)["mode"] == "websocket"
+    assert_owners(box)
+    assert_no_sudo_on_the_control_node(controller_sudo)
+
+
 def test_auto_recover_from_the_cli_and_a_drill(
     box: Sandbox, toolkit: EmergencyToolkit, controller_sudo: Path, tmp_path: Path
 ) -> None:
@@ -305,7 +326,7 @@ def test_sandbox_down_removes_the_administrator(box: Sandbox, controller_sudo: P
     name = admin(box)
     account = pwd.getpwnam(name)
     port = host(box)["ansible_port"]
-    down = box.playbook("sandbox_down.yml")
+    down = box.playbook("sandbox_down.yml", "--become")  # its tasks on the control node stay the invoking user's
     assert down.rc == 0, down.output[-3000:]
     with pytest.raises(KeyError):
         pwd.getpwnam(name)
@@ -323,3 +344,30 @@ def _uid(pid: int) -> int | None:
         return Path(f"/proc/{pid}").stat().st_uid
     except OSError:
         return None
+
+
+def test_sandbox_login_is_checked_before_anything_is_made(sandbox_factory: Callable[..., Sandbox]) -> None:
+    """A login the default profile cannot have, one that does not exist, and an interpreter the administrators could
+    not run (under a directory closed to other users, as pyenv's builds under /root are): each refused, named, with
+    the fix, before any host, user or sshd is made."""
+    plain = sandbox_factory("sudo-login-inputs", ports=4)
+    default = plain.playbook("sandbox_up.yml", extra={"sandbox_login": "sudo"})
+    assert default.rc != 0 and "sandbox_login=sudo needs -e sandbox_profile=realistic" in default.output
+    unknown = plain.playbook("sandbox_up.yml", extra={"sandbox_login": "admin"})
+    assert unknown.rc != 0 and "sandbox_login" in unknown.output and "root, sudo" in unknown.output
+    assert not plain.hosts()
+
+    closed = plain.workdir / "closed"  # pytest's temporary directories are 0700
+    closed.mkdir()
+    (closed / "python3").symlink_to("/usr/bin/python3")
+    box = Sandbox(plain.workdir, plain.base_port, profile="realistic")
+    try:
+        refused = box.playbook("sandbox_up.yml", extra={**LOGIN, "sandbox_python": str(closed / "python3")})
+        assert refused.rc != 0
+        assert f"another user than root cannot run {closed / 'python3'}" in refused.output, refused.output[-3000:]
+        assert "-e sandbox_python=/usr/bin/python3" in refused.output
+        assert not box.hosts() and not (box.home / "ssh").exists(), "nothing was made"
+        with pytest.raises(KeyError):
+            pwd.getpwnam(f"nadm-{plain.base_port}")
+    finally:
+        box.playbook("sandbox_down.yml")
