@@ -171,18 +171,22 @@ def test_root_cannot_log_in_and_the_administrator_becomes_root_with_sudo(box: Sa
     assert "ansible_user" not in variables and host(box)["ansible_user"] == name
     assert variables["ansible_become"] is True and variables["ansible_become_method"] == "sudo", variables
     assert variables["ansible_python_interpreter"] == "/usr/bin/python3"
-    before = sudo_log(box).count(f"{name} : ")
     uid = "{{ ansible_python_interpreter }} -c 'import os; print(\"uid\", os.getuid())'"
-    done = subprocess.run(
-        [str(VENV_BIN / "ansible"), "sandbox", "-i", str(box.inventory), "-m", "ansible.builtin.command", "-a", uid],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        cwd=ROOT,
-        check=False,
-    )
-    assert done.returncode == 0 and "uid 0" in done.stdout, done.stdout + done.stderr
-    assert sudo_log(box).count(f"{name} : ") > before, "the module ran through the host's sudo"
+    adhoc = [str(VENV_BIN / "ansible"), "sandbox", "-i", str(box.inventory), "-m", "ansible.builtin.command", "-a", uid]
+    # Under Mitogen (the project's strategy: an interpreter as the administrator, then one as root through sudo)
+    # and under Ansible's own linear strategy (sudo -H -S -n -u root /bin/sh -c ..., pipelined).
+    for strategy in ("notification_linear", "linear"):
+        before = sudo_log(box).count(f"{name} : ")
+        done = subprocess.run(
+            adhoc,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **ENV, "ANSIBLE_STRATEGY": strategy},
+            cwd=ROOT,
+            check=False,
+        )
+        assert done.returncode == 0 and "uid 0" in done.stdout, strategy + done.stdout + done.stderr
+        assert sudo_log(box).count(f"{name} : ") > before, f"{strategy}: the module ran through the host's sudo"
     assert "Accepted publickey for root" not in (box.home / "ssh" / HOST / "sshd.log").read_text()
     assert_no_sudo_on_the_control_node(controller_sudo)
 
