@@ -162,6 +162,38 @@ def test_the_service_user_cannot_write_its_configuration(host: Sandbox) -> None:
     assert healthy(host)["status"] == "healthy"
 
 
+def test_a_backup_of_a_host_deployed_before_is_restored_roots(host: Sandbox) -> None:
+    """On a host deployed before config.yml and secrets.yml were root's (the service's, secrets.yml 0600), a backup
+    taken then and restored puts them back root's, with the service's group, 0640: not the service's again, and
+    still readable by it. (The playbooks redeploy after a restore; the module alone must not reopen the gap.)"""
+    root = root_of(host)
+    user = pwd.getpwnam(user_of(host))
+    etc = [root / "etc" / "config.yml", root / "etc" / "secrets.yml"]
+    for path in etc:  # the layout of a host deployed before
+        os.chown(path, user.pw_uid, user.pw_gid)
+    etc[1].chmod(0o600)
+    clear_backups(root)
+    taken = host.playbook("backup.yml", extra={"backup_label": "pre-change"})
+    assert taken.rc == 0, taken.output[-3000:]
+    [backup] = [path for path in (root / "backups").iterdir() if path.name.endswith("-pre-change")]
+    assert json.loads((backup / "manifest.json").read_text())["files"]["etc/secrets.yml"]["mode"] == "0600"
+    for path in etc:  # they change, so the restore writes both
+        path.write_text(path.read_text() + "# changed after the backup\n")
+    restored = module(host, state="restored", name=backup.name)
+    assert restored.rc == 0, restored.output[-3000:]
+    for path in etc:
+        info = path.stat()
+        assert "# changed after the backup" not in path.read_text(), path
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, user.pw_gid, 0o640), (
+            f"{path}: {info.st_uid}:{info.st_gid} {info.st_mode & 0o777:o}"
+        )
+    assert as_service(host, "cat", str(etc[1])).returncode == 0
+    deployed = host.playbook("deploy.yml")
+    assert deployed.rc == 0, deployed.output[-3000:]
+    assert deployed.changed() == {HOST: 0}, "the restore left them as the deploy writes them"
+    assert healthy(host)["status"] == "healthy"
+
+
 def test_a_database_linked_out_of_the_root_is_neither_backed_up_nor_overwritten(host: Sandbox, outside: Path) -> None:
     root = root_of(host)
     database = root / "data" / "notifications.db"
