@@ -314,15 +314,24 @@ def test_template_links_are_not_followed_by_backup_rollback_or_restore(host: San
     assert digest(secret) == before
 
 
-def test_a_template_directory_linked_out_of_the_root_stops_the_rollback(host: Sandbox, outside: Path) -> None:
+def test_a_template_directory_linked_out_of_the_root_stops_the_rollback_and_the_deploy(
+    host: Sandbox, outside: Path
+) -> None:
     """templates/active replaced by a link to a root-only directory: a switch that followed it would write its
-    pages there and remove every other file in it."""
+    pages there and remove every other file in it; the deploy would copy into it and chown it to the service.
+    templates/ is root's, so the service cannot do that any more; on a host deployed before (templates/ the
+    service's) the link is refused."""
     root = root_of(host)
-    active = root / "templates" / "active"
+    templates = root / "templates"
+    active = templates / "active"
+    assert templates.stat().st_uid == 0 and templates.stat().st_mode & 0o022 == 0
+    assert as_service(host, "mv", str(active), f"{active}.real").returncode != 0, "templates/ is root's"
     target = outside / "etc-like"
     target.mkdir(mode=0o700)
     (target / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
     before = {path.name: digest(path) for path in target.iterdir()}
+    user = pwd.getpwnam(user_of(host))
+    os.chown(templates, user.pw_uid, user.pw_gid)  # the layout of a host deployed before
     assert as_service(host, "mv", str(active), f"{active}.real").returncode == 0
     try:
         assert as_service(host, "ln", "-s", str(target), str(active)).returncode == 0
@@ -330,9 +339,16 @@ def test_a_template_directory_linked_out_of_the_root_stops_the_rollback(host: Sa
         assert {path.name: digest(path) for path in target.iterdir()} == before, "the directory was written to"
         refused(rollback, str(active), "symbolic link", "rm ")
         assert backups_hold(root, "root:x:0:0") == []
+        deploy = host.playbook("deploy.yml")
+        assert {path.name: digest(path) for path in target.iterdir()} == before, "the deploy wrote there"
+        assert target.stat().st_uid == 0, "the deploy gave the directory the link names to the service"
+        refused(deploy, str(active), "symbolic link", f"rm {active}")
     finally:
         active.unlink(missing_ok=True)
         os.rename(f"{active}.real", active)
+    deploy = host.playbook("deploy.yml")
+    assert deploy.rc == 0, deploy.output[-3000:]
+    assert templates.stat().st_uid == 0, "the deploy makes templates/ root's again"
     assert healthy(host)["mode"] == "websocket"
 
 
