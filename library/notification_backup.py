@@ -44,6 +44,17 @@ description:
   - O(state=query) lists the backups, newest first.
   - Supports check mode (writes nothing) and diff mode (for O(state=restored), the files that change, with
     their checksums before and after).
+  - Root runs it, and the service owns directories under O(root) (C(data/), C(templates/), C(state/)), so it
+    trusts nothing there. Files under O(root) are read and written one directory at a time without following a
+    symbolic link. A backup skips a link (or another non-regular file) where a file is expected, with a warning
+    naming it and the fix; a restore replaces or removes such a link, and fails before writing anything when a
+    directory on the way (such as C(templates/active)) is a link. The SQLite database that C(config.yml)'s
+    C(database_url) names (for O(restore_database), the backup's C(config.yml)) must be under O(root), and
+    neither it nor its C(-wal), C(-shm), C(-journal) a link; else the backup or the restore fails before writing
+    anything, naming the path, C(database_url) and the fix.
+  - C(etc/config.yml) and C(etc/secrets.yml) are restored root's, with the group of C(etc/), mode C(0640) (what
+    the deploy writes), whatever the backup recorded, so a backup taken when the service owned them does not give
+    them back to it. O(extra_files) are the operator's paths and are used as given.
 options:
   root:
     description: The service root, the directory that holds C(etc/config.yml) (for example C(/srv/notification)).

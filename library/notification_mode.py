@@ -28,6 +28,9 @@ description:
     mode and fails with the step (RV(failed_step)) and the backup restored (RV(restored_from)).
   - Keeps the newest backups (O(retention_count), O(retention_days)), never the one it took.
   - Supports check mode (writes nothing, starts or stops nothing) and diff mode (the text files that change).
+  - Under O(root) it follows no symbolic link (the service owns C(templates/)). A link where a template file is
+    expected is replaced (or removed), never read or written through; a link where a directory is expected (such
+    as C(templates/active)) fails the call before anything changes, naming the link and the fix.
 options:
   root:
     description: Root directory of the service on the host (C(etc/), C(templates/), C(backups/)).
@@ -59,10 +62,12 @@ options:
     type: dict
     default: {}
   owner:
-    description: Owner of the files written (the existing owner when omitted).
+    description:
+      - Owner of the template files written (the existing owner when omitted). C(config.yml) is always root's
+        (with O(group)), and the program definitions root's, as the deploy writes them.
     type: str
   group:
-    description: Group of the files written (the existing group when omitted).
+    description: Group of the files written, C(config.yml) included (the existing group when omitted).
     type: str
   manager:
     description: The process manager.

@@ -14,11 +14,21 @@ is what they share. A host needs Python, PyYAML and, for PostgreSQL, the ``pg_du
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import re
+import stat
 from typing import Any
+
+from ansible.module_utils.notification_backup_fs import (
+    UnsafePath,
+    inside_root,
+    lstat_at,
+    open_file,
+    parent_of,
+    refusal,
+    walk,
+)
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -31,10 +41,11 @@ MAX_LABEL = 64
 # What a backup holds, relative to the service root. Single files are recorded as absent when missing (a
 # restore then removes them); the template sets are restored exactly (files not in the backup removed).
 SINGLE_FILES = ("etc/config.yml", "etc/secrets.yml", "state/emergency.json")
-SERVICE_DEFINITIONS = "etc/supervisor.d/*.conf"
+SERVICE_DEFINITIONS_DIR = "etc/supervisor.d"  # its *.conf files
 TEMPLATE_SETS = ("templates/websocket", "templates/legacy", "templates/active")
 ABS_PREFIX = "_abs/"  # extra_files (absolute paths) are stored under files/_abs/<path>
 SQLITE_COPY = "database/notifications.db"
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 PG_DUMP = "database/dump.sql"
 QUEUE_FILE = "queue/pending.json"
 DIR_MODE = 0o700
@@ -62,7 +73,8 @@ def sha256_file(path: str) -> str:
 
 
 def file_info(path: str) -> dict[str, Any] | None:
-    """``{"sha256", "size", "mode"}`` of a regular file (following symlinks), None when there is none."""
+    """``{"sha256", "size", "mode"}`` of a regular file (following symlinks), None when there is none. For paths
+    the operator gives (extra_files) and root's own files; files under the root are read with ``rel_info``."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -72,7 +84,33 @@ def file_info(path: str) -> dict[str, Any] | None:
     return {"sha256": sha256_file(path), "size": info.st_size, "mode": f"{info.st_mode & 0o7777:04o}"}
 
 
+def handle_info(handle: Any) -> dict[str, Any]:
+    """``{"sha256", "size", "mode"}`` of an open file, read from its start."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(CHUNK), b""):
+        digest.update(block)
+    info = os.fstat(handle.fileno())
+    return {"sha256": digest.hexdigest(), "size": info.st_size, "mode": f"{info.st_mode & 0o7777:04o}"}
+
+
+def rel_info(root: str, rel: str) -> dict[str, Any] | None:
+    """The info of the file recorded as ``rel``: under the root read without following any link (UnsafePath for a
+    link or another non-regular file), None when absent; an extra file (``_abs/``) as ``file_info`` does."""
+    if rel.startswith(ABS_PREFIX):
+        return file_info(source_path(root, rel))
+    with parent_of(root, rel) as (dir_fd, name):
+        if dir_fd is None:
+            return None
+        fd = open_file(dir_fd, name, os.path.join(root, rel))
+        if fd is None:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return handle_info(handle)
+
+
 def describe_file(path: str, info: dict[str, Any] | None) -> str:
+    if info and info.get("link") is not None:
+        return f"{path} (symbolic link to {info['link']})"
     return f"{path} sha256={info['sha256']} mode={info['mode']}" if info else f"{path} (absent)"
 
 
@@ -151,40 +189,59 @@ def safe_rel(rel: Any) -> bool:
     return all(part not in ("", ".", "..") for part in rel.split("/"))
 
 
-def collect(root: str, extra_files: list[str] | None = None) -> tuple[dict[str, str], list[str]]:
-    """(relpath -> path of every file to back up, relpaths of the single files that are absent)."""
-    files: dict[str, str] = {}
+def collect(
+    root: str, extra_files: list[str] | None = None
+) -> tuple[dict[str, dict[str, Any]], list[str], list[tuple[str, str]]]:
+    """(relpath -> info of every file to back up, relpaths of the single files that are absent, [(relpath, why)]
+    of what is refused: a link or another non-regular file where a file is expected, not followed; a single
+    file refused is also recorded as absent, so a restore of this backup removes the link)."""
+    files: dict[str, dict[str, Any]] = {}
     absent: list[str] = []
+    refused: list[tuple[str, str]] = []
     singles = list(SINGLE_FILES)
     for path in extra_files or []:
         singles.append(ABS_PREFIX + os.path.normpath(path).lstrip("/"))
-    for rel in singles:
-        path = source_path(root, rel)
-        if os.path.isfile(path):
-            files[rel] = path
-        else:
-            absent.append(rel)
-    for path in sorted(glob.glob(os.path.join(root, SERVICE_DEFINITIONS))):
-        if os.path.isfile(path):
-            files[os.path.relpath(path, root)] = path
+    listed: list[str] = []
+    definitions, odd = walk(root, SERVICE_DEFINITIONS_DIR)
+    listed += [rel for rel in definitions if _is_definition(rel)]
+    refused += [(rel, why) for rel, why in odd if _is_definition(rel)]
     for rel_dir in TEMPLATE_SETS:
-        top = os.path.join(root, rel_dir)
-        for directory, subdirs, names in os.walk(top):
-            subdirs.sort()
-            for name in sorted(names):
-                path = os.path.join(directory, name)
-                if os.path.isfile(path):
-                    files[os.path.relpath(path, root)] = path
-    return files, sorted(set(absent))
-
-
-def current_files(root: str, extra_files: list[str] | None = None) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    files, absent = collect(root, extra_files)
-    infos = {}
-    for rel, path in files.items():
-        info = file_info(path)
-        if info is None:  # removed since it was listed
+        found, odd = walk(root, rel_dir)
+        listed += found
+        refused += odd
+    for rel in singles + listed:
+        try:
+            info = rel_info(root, rel)
+        except UnsafePath as exc:
+            refused.append((rel, str(exc)))
+            info = None
+        if info is not None:
+            files[rel] = info
+        elif rel in singles:
             absent.append(rel)
-        else:
-            infos[rel] = info
-    return infos, sorted(set(absent))
+    return files, sorted(set(absent)), sorted(set(refused))
+
+
+def _is_definition(rel: str) -> bool:
+    return "/" not in rel[len(SERVICE_DEFINITIONS_DIR) + 1 :] and rel.endswith(".conf")
+
+
+def sqlite_rel(root: str, target: str) -> str:
+    """The path relative to the root of the SQLite file ``target`` that config.yml's database_url names, checked
+    before root reads or writes it: inside the root, and neither it nor its journal files a link (UnsafePath)."""
+    rel = inside_root(
+        root, target, "database_url", f"database_url: sqlite:///{os.path.join(root, 'data', 'notifications.db')}"
+    )
+    with parent_of(root, rel) as (dir_fd, name):
+        for entry in (name, *(name + suffix for suffix in SQLITE_SIDECARS)):
+            info = lstat_at(dir_fd, entry)
+            if info is not None and not stat.S_ISREG(info.st_mode):
+                raise refusal(os.path.join(root, os.path.dirname(rel), entry), dir_fd, entry, "a regular file")  # type: ignore[arg-type]
+    return rel
+
+
+def current_files(
+    root: str, extra_files: list[str] | None = None
+) -> tuple[dict[str, dict[str, Any]], list[str], list[tuple[str, str]]]:
+    """``collect``: what a backup of the root now would hold."""
+    return collect(root, extra_files)

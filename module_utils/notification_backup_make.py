@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ansible.module_utils.notification_backup import (
+    ABS_PREFIX,
     CHUNK,
     DATA_MODE,
     DIR_MODE,
@@ -36,11 +37,14 @@ from ansible.module_utils.notification_backup import (
     STAMP,
     TEMPLATE_SETS,
     BackupError,
-    collect,
     current_files,
     file_info,
     fsync_dir,
+    rel_info,
+    source_path,
+    sqlite_rel,
 )
+from ansible.module_utils.notification_backup_fs import UnsafePath, open_file, parent_of
 from ansible.module_utils.notification_backup_list import latest, list_backups, problem_text, summary, verify
 from ansible.module_utils.notification_common import HealthArgumentError, MissingLibrary, shown_url
 from ansible.module_utils.notification_redact import scrub, url_secrets
@@ -51,13 +55,24 @@ from ansible.module_utils.notification_timeutil import iso_seconds, utc_now
 # -- making a backup -------------------------------------------------------------------------------------
 
 
-def _copy(source: str, dest: str) -> dict[str, Any]:
-    """Copy one file, hashing what was copied; the copy gets the source's mode. Returns its info."""
+def _copy(root: str, rel: str, dest: str) -> dict[str, Any] | None:
+    """Copy the file recorded as ``rel`` (under the root: opened without following a link), hashing what was
+    copied; the copy gets the source's mode. Returns its info, None when the file is gone."""
     digest = hashlib.sha256()
     size = 0
-    with open(source, "rb") as src:
+    if rel.startswith(ABS_PREFIX):
+        try:
+            source_fd: int | None = os.open(source_path(root, rel), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+    else:
+        with parent_of(root, rel) as (dir_fd, name):
+            source_fd = None if dir_fd is None else open_file(dir_fd, name, os.path.join(root, rel))
+    if source_fd is None:
+        return None
+    with os.fdopen(source_fd, "rb") as src:
         mode = os.fstat(src.fileno()).st_mode & 0o7777
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_MODE)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, DATA_MODE)
         with os.fdopen(fd, "wb") as dst:
             for block in iter(lambda: src.read(CHUNK), b""):
                 digest.update(block)
@@ -175,24 +190,29 @@ class _Skip(Exception):
 
 
 def _database(
-    config: dict[str, Any] | None, config_error: str | None, etc_dir: str, partial: str, timeout: float
+    root: str, config: dict[str, Any] | None, config_error: str | None, partial: str, timeout: float
 ) -> dict[str, Any]:
     if config is None:
         raise _Skip(f"config.yml could not be read ({config_error})")
     url = config.get("database_url")
     if not isinstance(url, str) or not url:
         raise _Skip("config.yml has no database_url")
+    etc_dir = os.path.join(root, "etc")  # relative database paths are relative to config.yml's directory
     try:
         dialect, target = parse_database_url(url, etc_dir)
     except ValueError as exc:
         raise _Skip(f"database_url {shown_url(url)} is not usable: {exc}") from None
     os.makedirs(os.path.join(partial, "database"), DIR_MODE, exist_ok=True)
     if dialect == "sqlite":
-        if not os.path.isfile(target):
+        try:
+            rel = sqlite_rel(root, target)  # inside the root, no link (checked before anything was written too)
+        except UnsafePath as exc:
+            raise BackupError(f"no backup taken: {exc}") from None
+        if rel_info(root, rel) is None:
             raise _Skip(f"the SQLite database {target} does not exist")
         dest = os.path.join(partial, SQLITE_COPY)
         try:
-            extra = _sqlite_copy(target, dest, timeout)
+            extra = _sqlite_copy(os.path.join(root, rel), dest, timeout)
         except sqlite3.Error as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(dest)
@@ -206,6 +226,21 @@ def _database(
             os.unlink(dest)
         raise
     return {"dialect": "postgresql", "source": shown_url(url), "file": PG_DUMP, **file_info(dest), **extra}  # type: ignore[dict-item]
+
+
+def check_database_path(root: str, config: dict[str, Any] | None) -> None:
+    """BackupError before anything is written when config.yml's SQLite database is not a file root may read:
+    outside the root, or a link (see ``sqlite_rel``)."""
+    url = (config or {}).get("database_url")
+    try:
+        dialect, target = parse_database_url(str(url), os.path.join(root, "etc"))
+    except ValueError:
+        return  # no usable URL: the database part is skipped with the reason
+    if dialect == "sqlite":
+        try:
+            sqlite_rel(root, target)
+        except UnsafePath as exc:
+            raise BackupError(f"no backup taken: {exc}") from None
 
 
 def _queue(config: dict[str, Any] | None, config_error: str | None, partial: str, timeout: float) -> dict[str, Any]:
@@ -254,22 +289,31 @@ def same_files(manifest: dict[str, Any], infos: dict[str, dict[str, Any]], absen
     ) == sorted(absent)
 
 
-def _copy_files(root: str, extra_files: list[str] | None, partial: str, absent: list[str]) -> dict[str, dict[str, Any]]:
+def _copy_files(root: str, rels: list[str], partial: str, absent: list[str]) -> dict[str, dict[str, Any]]:
     """Copy the service's files under ``partial``/files; a file removed meanwhile is added to ``absent``."""
     files: dict[str, dict[str, Any]] = {}
-    source_files, _skipped = collect(root, extra_files)
-    for rel, source in source_files.items():
+    for rel in rels:
         dest = os.path.join(partial, "files", rel)
         os.makedirs(os.path.dirname(dest), DIR_MODE, exist_ok=True)
         try:
-            files[rel] = _copy(source, dest)
-        except FileNotFoundError:
-            absent.append(rel)  # removed while the backup ran
+            info = _copy(root, rel, dest)
+        except UnsafePath as exc:  # replaced by a link since it was listed
+            raise BackupError(str(exc)) from None
         except OSError as exc:
             raise BackupError(
-                f"cannot back up {source} ({exc.strerror}); run the task with become or fix its permissions"
+                f"cannot back up {source_path(root, rel)} ({exc.strerror}); run the task with become or fix its "
+                "permissions"
             ) from None
+        if info is None:
+            absent.append(rel)  # removed while the backup ran
+        else:
+            files[rel] = info
     return files
+
+
+def _warn_refused(refused: list[tuple[str, str]], warn: Callable[[str], None]) -> None:
+    for _rel, why in refused:
+        warn(f"not backed up: {why}")
 
 
 def _part(
@@ -311,17 +355,22 @@ def make(
 ) -> dict[str, Any]:
     """state=present: a new backup, or the newest one when its files are the current ones."""
     now = now or utc_now()
-    infos, absent = current_files(root, extra_files)
+    infos, absent, refused = current_files(root, extra_files)
+    config, config_error = load_config(root)
+    if include_database:
+        check_database_path(root, config)
     backups, _partials = list_backups(backup_dir)
     newest = latest(backups)
     if reuse_unchanged and newest and same_files(newest["manifest"], infos, absent):
         problems, _checked = verify(newest, only_files=True)
         if not problems:
+            _warn_refused(refused, warn)
             return {"changed": False, "created": False, "reused": True, "backup": summary(newest)}
         warn(
             f"the newest backup {newest['name']} holds the current files but is damaged "
             f"({problem_text(problems[0])}); taking a new one"
         )
+    _warn_refused(refused, warn)
     stamp = now.strftime(STAMP)
     if check_mode:
         name = f"{stamp}-{label}"
@@ -338,11 +387,9 @@ def make(
         marker = os.path.join(partial, IN_PROGRESS)
         with open(marker, "w", encoding="utf-8") as handle:
             json.dump({"pid": os.getpid(), "host": socket.gethostname()}, handle)
-        files = _copy_files(root, extra_files, partial, absent)
-        config, config_error = load_config(root)
-        etc_dir = os.path.join(root, "etc")  # relative database paths are relative to config.yml's directory
+        files = _copy_files(root, sorted(infos), partial, absent)
         builders: list[tuple[str, bool, Callable[[], dict[str, Any]]]] = [
-            ("database", include_database, lambda: _database(config, config_error, etc_dir, partial, database_timeout)),
+            ("database", include_database, lambda: _database(root, config, config_error, partial, database_timeout)),
             ("queue", include_queue, lambda: _queue(config, config_error, partial, redis_timeout)),
         ]
         parts = {section: _part(name, section, wanted, build, warn) for section, wanted, build in builders}
@@ -358,6 +405,7 @@ def make(
             "mode": (config or {}).get("mode"),
             "files": files,
             "absent": sorted(set(absent)),
+            "refused": [rel for rel, _why in refused],
             "exact_dirs": list(TEMPLATE_SETS),
             "database": parts["database"],
             "queue": parts["queue"],

@@ -9,8 +9,10 @@ Stdlib only (PyYAML only to read ``emergency_file`` from config.yml), Python 3.8
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -85,14 +87,34 @@ def _problem(data: Any) -> str | None:
     return None
 
 
+def _what(path: str) -> str:
+    try:
+        return f"a symbolic link to {os.readlink(path)}"
+    except OSError:
+        return "not a regular file"
+
+
 def read_state(path: str) -> dict[str, Any]:
     """``{"exists", "readable", "state", "raw", "error"}``; a missing file is a readable inactive state."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        # Not through a link, nor a pipe: the service owns the directory (state/), root reads here.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", path)
+        except BaseException:
+            os.close(fd)
+            raise
+        with os.fdopen(fd, encoding="utf-8") as handle:
             raw = handle.read()
     except FileNotFoundError:
         return {"exists": False, "readable": True, "state": dict(INACTIVE), "raw": None, "error": None}
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EINVAL):
+            error = f"{path} is {_what(path)}, not read (root does not follow links in the service's directories)"
+            return {"exists": True, "readable": False, "state": None, "raw": None, "error": error}
+        return {"exists": True, "readable": False, "state": None, "raw": None, "error": f"cannot read {path}: {exc}"}
+    except UnicodeDecodeError as exc:
         return {"exists": True, "readable": False, "state": None, "raw": None, "error": f"cannot read {path}: {exc}"}
     try:
         data = json.loads(raw)
@@ -189,8 +211,13 @@ def open_audit_log(path: str) -> int:
     """An append-only descriptor of the audit log, opened before the state is written (fail early)."""
     check_directory(path, "audit_log")
     try:
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise EmergencyStateError(
+                f"audit_log {path} is {_what(path)}: root does not follow links in the service's directories "
+                f"(whoever can write {os.path.dirname(path)} planted it); remove it (rm {path}) and run again"
+            ) from None
         raise EmergencyStateError(f"audit_log {path} cannot be opened for appending ({exc}); fix permissions") from None
 
 
@@ -210,7 +237,19 @@ def write_state(path: str, state: dict[str, Any], move: Callable[[str, str], Non
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
         move(tmp, path)
-        os.chmod(path, FILE_MODE)  # atomic_move keeps an existing file's mode; the service needs 0644
+        # atomic_move keeps an existing file's mode; the service needs 0644. On a descriptor of the file now at path,
+        # not through a link planted there since (the service owns the directory): a link is left alone.
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+        else:
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.fchmod(fd, FILE_MODE)
+            finally:
+                os.close(fd)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

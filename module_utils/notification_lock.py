@@ -21,10 +21,12 @@ Stdlib only, Python 3.8+ syntax (managed hosts may run an older Python than the 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -149,11 +151,42 @@ def stale_reason(holder: dict[str, Any], now: datetime, hostname: str) -> str | 
     return None
 
 
+# The lock's directory (<root>/state) belongs to the service: a link planted at the lock path is never followed
+# (root would read, and report, whatever file it names).
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+def _open_lock(path: str) -> int:
+    """A read descriptor of the lock file at ``path``, not through a link nor of anything but a regular file."""
+    try:
+        fd = os.open(path, OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LockError(_not_a_file(path)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LockError(_not_a_file(path))
+    return fd
+
+
+def _not_a_file(path: str) -> str:
+    try:
+        what = f"a symbolic link to {os.readlink(path)}"
+    except OSError:
+        what = "not a regular file"
+    return (
+        f"path {path} is {what}: the lock is a file root writes in a directory the service can write, and root does "
+        f"not follow links there (whoever can write {os.path.dirname(path)} planted it); remove it (rm {path}) and "
+        "run again"
+    )
+
+
 def read_lock(path: str, now: datetime | None = None) -> dict[str, Any] | None:
     """The holder of the lock at ``path`` without locking it (query, check mode); None when free."""
     now = now or utc_now(whole_seconds=True)
     try:
-        with open(path, "rb") as handle:
+        with os.fdopen(_open_lock(path), "rb") as handle:
             raw = handle.read()
             mtime = os.fstat(handle.fileno()).st_mtime
     except FileNotFoundError:
@@ -183,14 +216,14 @@ def _open_current(path: str) -> int | None:
     """A descriptor of the file now at ``path``, with an exclusive flock on it; None when there is none."""
     while True:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = _open_lock(path)
         except FileNotFoundError:
             return None
         try:
             _flock(fd, path)
             locked = os.fstat(fd)
             try:
-                current = os.stat(path)
+                current = os.lstat(path)
             except FileNotFoundError:
                 current = None
         except BaseException:
@@ -231,8 +264,10 @@ def _open_audit(path: str) -> int:
     if not os.path.isdir(directory):
         raise LockError(f"audit_log: directory {directory} does not exist; create it or set audit_log elsewhere")
     try:
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LockError(_not_a_file(path).replace("path ", "audit_log ", 1)) from None
         raise LockError(f"audit_log {path} cannot be opened for appending ({exc.strerror}); fix permissions") from None
 
 

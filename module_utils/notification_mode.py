@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import tempfile
 import time
@@ -31,6 +32,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible.module_utils.notification_backup import file_info
+from ansible.module_utils.notification_backup_fs import (
+    UnsafePath,
+    lstat_at,
+    open_dir,
+    open_file,
+    parent_of,
+    unlink_at,
+    write_at,
+)
 from ansible.module_utils.notification_backup_list import prune
 from ansible.module_utils.notification_backup_make import make
 from ansible.module_utils.notification_backup_restore import restore
@@ -119,11 +129,42 @@ class Switch:
 
 
 def _read(path: str) -> bytes | None:
+    """A root-owned file (config.yml in etc/, a program definition): read as it is."""
     try:
         with open(path, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
         return None
+
+
+def _rel(root: str, path: str) -> str | None:
+    """``path`` relative to the root when it is under it (reached then through directory descriptors, following
+    no link: the service owns directories there), else None (a path the operator gave, such as a systemd unit)."""
+    return os.path.relpath(path, root) if _under(path, root) else None
+
+
+def _read_under(root: str, path: str) -> tuple[bytes | None, os.stat_result | None, str | None]:
+    """(content, stat, why not usable) of a file; under the root without following a link: a link (or another
+    non-regular file) there is replaced by the write, never read (its content is None and ``why`` says what it
+    is). SwitchFailed when a directory on the way is a link."""
+    rel = _rel(root, path)
+    if rel is None:
+        content = _read(path)
+        return content, os.stat(path) if content is not None else None, None
+    try:
+        with parent_of(root, rel) as (dir_fd, name):
+            if dir_fd is None:
+                return None, None, None
+            try:
+                fd = open_file(dir_fd, name, path)
+            except UnsafePath as exc:
+                return None, lstat_at(dir_fd, name), str(exc)
+            if fd is None:
+                return None, None, None
+            with os.fdopen(fd, "rb") as handle:
+                return handle.read(), os.fstat(handle.fileno()), None
+    except UnsafePath as exc:
+        raise SwitchFailed("Check the preconditions", f"nothing was changed: {exc}") from None
 
 
 def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
@@ -145,18 +186,34 @@ def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
     return uid, gid
 
 
-def _want(path: str, content: bytes, mode: int, ids: tuple[int, int]) -> FileChange | None:
-    before = _read(path)
-    if before is None:
+def _want(root: str, path: str, content: bytes, mode: int, ids: tuple[int, int]) -> FileChange | None:
+    before, st, odd = _read_under(root, path)
+    if odd is not None:
+        return FileChange(path, content, mode, None, "replaces a link or another non-regular file")
+    if before is None or st is None:
         return FileChange(path, content, mode, None, "created")
     if before != content:
         return FileChange(path, content, mode, before, "content")
-    st = os.stat(path)
     if st.st_mode & 0o7777 != mode:
         return FileChange(path, content, mode, before, "mode")
     if (ids[0] != -1 and st.st_uid != ids[0]) or (ids[1] != -1 and st.st_gid != ids[1]):
         return FileChange(path, content, mode, before, "owner")
     return None
+
+
+def _names(root: str, directory: str) -> list[str] | None:
+    """The names in a directory under the root (None when it does not exist), reached following no link."""
+    rel = _rel(root, directory)
+    try:
+        fd = open_dir(root, rel or "")
+    except UnsafePath as exc:
+        raise SwitchFailed("Check the preconditions", f"nothing was changed: {exc}") from None
+    if fd is None:
+        return None
+    try:
+        return sorted(os.listdir(fd))
+    finally:
+        os.close(fd)
 
 
 def _under(path: str, root: str) -> bool:
@@ -166,51 +223,59 @@ def _under(path: str, root: str) -> bool:
 def plan_files(switch: Switch, ids: tuple[int, int]) -> list[FileChange]:
     """Every file that differs from what the mode wants, in the order they are written."""
     changes: list[FileChange] = []
-    templates = os.path.join(switch.root, "templates")
+    root = switch.root
+    templates = os.path.join(root, "templates")
     for name, files in sorted(switch.template_sets.items()):
         for filename, text in sorted(files.items()):
-            change = _want(os.path.join(templates, name, filename), text.encode(), TEMPLATE_MODE, ids)
+            change = _want(root, os.path.join(templates, name, filename), text.encode(), TEMPLATE_MODE, ids)
             if change:
                 changes.append(change)
     # The active set: exactly the mode's set (its files as sent, else as they are on the host).
     wanted = switch.template_sets.get(switch.mode)
     source = os.path.join(templates, switch.mode)
     if wanted is None:
-        if not os.path.isdir(source):
+        names = _names(root, source)
+        if names is None:
             raise SwitchFailed(
                 "Check the preconditions",
                 f"the template set {source} is missing; deploy the service first (playbooks/deploy.yml)",
             )
         wanted = {}
-        for filename in sorted(os.listdir(source)):
-            data = _read(os.path.join(source, filename))
-            if data is not None and os.path.isfile(os.path.join(source, filename)):
+        for filename in names:
+            data, _st, _odd = _read_under(root, os.path.join(source, filename))
+            if data is not None:  # regular files only: a link there is not read
                 wanted[filename] = data.decode("utf-8", errors="surrogateescape")
     if not wanted:
         raise SwitchFailed("Check the preconditions", f"the template set of mode {switch.mode} is empty")
     active = os.path.join(templates, "active")
     for filename, text in sorted(wanted.items()):
         data = text.encode("utf-8", errors="surrogateescape")
-        change = _want(os.path.join(active, filename), data, TEMPLATE_MODE, ids)
+        change = _want(root, os.path.join(active, filename), data, TEMPLATE_MODE, ids)
         if change:
             changes.append(change)
-    if os.path.isdir(active):
-        for filename in sorted(set(os.listdir(active)) - set(wanted)):
-            path = os.path.join(active, filename)
-            if os.path.isfile(path) or os.path.islink(path):
-                changes.append(FileChange(path, None, 0, _read(path), "removed"))
+    for filename in sorted(set(_names(root, active) or []) - set(wanted)):
+        path = os.path.join(active, filename)
+        content, st, _odd = _read_under(root, path)
+        if st is not None and not stat.S_ISDIR(st.st_mode):  # a file, a link (removed itself, not followed)
+            changes.append(FileChange(path, None, 0, content, "removed"))
     for path, text in sorted(switch.program_files.items()):
         # Program definitions are root's wherever they are, as the deploy writes them: the process manager runs
         # as root and starts each program as its user=, so a definition the service could edit would let the
         # service run anything as root.
-        change = _want(path, text.encode(), PROGRAM_MODE, ROOT_IDS)
+        change = _want(root, path, text.encode(), PROGRAM_MODE, ROOT_IDS)
         if change:
             changes.append(change)
-    # config.yml last: the web process switches on its next request, once the pages are in place.
-    change = _want(switch.config_path, switch.config_content.encode(), CONFIG_MODE, ids)
+    # config.yml last: the web process switches on its next request, once the pages are in place. Root's and
+    # readable by the service's group, as the deploy writes it: the service reads it, root-run modules trust it.
+    change = _want(root, switch.config_path, switch.config_content.encode(), CONFIG_MODE, config_ids(ids))
     if change:
         changes.append(change)
     return changes
+
+
+def config_ids(ids: tuple[int, int]) -> tuple[int, int]:
+    """The owner of config.yml: root, and the service's group."""
+    return 0, ids[1]
 
 
 def diff_of(changes: list[FileChange]) -> list[dict[str, str]]:
@@ -235,8 +300,19 @@ def diff_of(changes: list[FileChange]) -> list[dict[str, str]]:
 # -- writing --------------------------------------------------------------------------------------------------
 
 
-def write_file(change: FileChange, ids: tuple[int, int]) -> None:
-    """Write atomically (a temporary file in the same directory, renamed over the old one)."""
+def write_file(root: str, change: FileChange, ids: tuple[int, int]) -> None:
+    """Write atomically (a temporary file in the same directory, renamed over the old one). Under the root through
+    directory descriptors, following no link: a link at the path is replaced (or removed), never followed."""
+    rel = _rel(root, change.path)
+    if rel is not None:
+        with parent_of(root, rel, create=True, mode=DIR_MODE, ids=ids) as (dir_fd, name):
+            assert dir_fd is not None
+            if change.content is None:
+                unlink_at(dir_fd, name)
+            else:
+                content = change.content
+                write_at(dir_fd, name, lambda handle: handle.write(content), change.mode, ids, suffix=".notification")
+        return
     if change.content is None:
         os.unlink(change.path)
         return
@@ -565,9 +641,11 @@ def run_switch(switch: Switch, check_mode: bool, warn: Callable[[str], None]) ->
         try:
             for change in changes:
                 if change.path in switch.program_files:
-                    write_file(change, ROOT_IDS)  # root's, see plan_files
+                    write_file(switch.root, change, ROOT_IDS)  # root's, see plan_files
+                elif change.path == switch.config_path:
+                    write_file(switch.root, change, config_ids(ids))
                 else:
-                    write_file(change, ids if _under(change.path, switch.root) else (-1, -1))
+                    write_file(switch.root, change, ids if _under(change.path, switch.root) else (-1, -1))
             timer.mark("files")
             step = "Bring the services to mode " + switch.mode
             definitions = any(change.path in switch.program_files for change in changes)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything notification-emergency needs on a Debian-like machine, as root:
 #   - system packages that are missing (redis-server for the sandbox hosts' private Redis, chromium for
-#     the dashboard's browser tests, prometheus for the metrics and alerting-rule tests),
+#     the dashboard's browser tests, prometheus for the metrics and alerting-rule tests, openssh-server and
+#     sudo for the realistic sandbox profile),
 #   - a Python 3.11 virtual environment in .venv with the pinned packages
 #     (requirements/constraints.txt), the toolkit (src/) and the reference service (reference_app/).
 # Safe to run again: it only does what is missing, and it reinstalls Python packages only when
@@ -24,6 +25,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # OpenSSH's server for the realistic sandbox profile (a private sshd per host, started by sandbox_up.yml, never
 # as a system service).
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+# sudo for the realistic profile's admin login (sandbox_login=sudo: an administrator who becomes root with sudo).
+[ -x /usr/bin/sudo ] || missing+=(sudo)
 # Prometheus (server and promtool) for the tests of /metrics and of deploy/prometheus/'s alerting rules.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ -z "$python" ]; then

@@ -236,9 +236,14 @@ def load_secrets(secrets_path: Path, config_path: Path) -> Secrets:
         values[key] = value.strip()
     try:
         mode = secrets_path.stat().st_mode
-        if mode & 0o077:
+        # Group read is how the service reads a secrets file that root owns (root:<service group> 0640, what the
+        # toolkit's deploy writes): only others' access and a group write bit are worth a warning.
+        if mode & 0o027:
             log.warning(
-                "secrets file %s is readable by group or others (mode %o); use mode 0600", secrets_path, mode & 0o777
+                "secrets file %s is writable by its group or open to others (mode %o); use 0640 (root's, the "
+                "service's group) or 0600",
+                secrets_path,
+                mode & 0o777,
             )
     except OSError:  # pragma: no cover - it was just read
         pass

@@ -88,7 +88,7 @@ def root(tmp_path: Path, redis_server: RedisServer) -> Path:
     for directory in ("etc/supervisor.d", "templates/websocket/partials", "templates/legacy", "state", "data"):
         (root / directory).mkdir(parents=True)
     (root / "etc" / "secrets.yml").write_text("api_token: token-123456\nsecret_key: key-1234567\n")
-    (root / "etc" / "secrets.yml").chmod(0o600)
+    (root / "etc" / "secrets.yml").chmod(0o640)  # root's, readable by the service's group, as the deploy writes it
     for name in ("notification-web", "notification-websocket", "redis"):
         (root / "etc" / "supervisor.d" / f"{name}.conf").write_text(f"[program:{name}]\ncommand=/bin/true\n")
     (root / "etc" / "supervisord.conf").write_text("[supervisord]\n")
@@ -104,6 +104,7 @@ def root(tmp_path: Path, redis_server: RedisServer) -> Path:
     conn.close()
     add_notifications(db, 5)
     write_config(root, f"sqlite:///{db}", redis_server.url(db=4, password=REDIS_PASSWORD))
+    (root / "etc" / "config.yml").chmod(0o640)
     client = redis_server.client()
     client.select(4)
     client.delete("notification:pending")
@@ -181,7 +182,7 @@ def test_present_makes_a_complete_backup(module_runner: Any, root: Path) -> None
         assert hashlib.sha256(copy.read_bytes()).hexdigest() == info["sha256"]
         assert info["mode"] == f"{stat.S_IMODE((root / rel).stat().st_mode):04o}"
         assert info["mode"] == f"{stat.S_IMODE(copy.stat().st_mode):04o}", "the copy keeps the mode"
-    assert manifest["files"]["etc/secrets.yml"]["mode"] == "0600"
+    assert manifest["files"]["etc/secrets.yml"]["mode"] == "0640"
     database = manifest["database"]
     assert database["dialect"] == "sqlite" and database["integrity"] == "ok" and database["rows"]["notifications"] == 5
     assert rows(path / "database" / "notifications.db") == 5
@@ -396,7 +397,7 @@ def test_restore_puts_back_every_file_and_a_second_restore_changes_nothing(modul
     before_lines, after_lines = result["diff"]["before"].splitlines(), result["diff"]["after"].splitlines()
     assert len(before_lines) == len(after_lines) == 8, "one line per changed path"
     config_line = next(line for line in before_lines if line.startswith(str(root / "etc" / "config.yml")))
-    assert "sha256=" in config_line and "mode=0644" in config_line
+    assert "sha256=" in config_line and "mode=0640" in config_line
     assert f"{root / 'state' / 'emergency.json'} (absent)" in after_lines
     assert not list(root.rglob("*.restore.tmp"))
 

@@ -48,7 +48,7 @@ def test_sandbox_up_brings_up_healthy_marked_hosts(sandbox: Sandbox) -> None:
         assert health["status"] == "healthy", health
         assert health["mode"] == "websocket"
         assert {c["status"] for c in health["components"].values()} == {"healthy"}
-        assert (root / "etc" / "secrets.yml").stat().st_mode & 0o777 == 0o600
+        assert (root / "etc" / "secrets.yml").stat().st_mode & 0o777 == 0o640  # root's, the service's group reads
         for template_set in ("websocket", "legacy", "active"):
             directory = root / "templates" / template_set
             assert directory.stat().st_mode & 0o777 == 0o755, directory

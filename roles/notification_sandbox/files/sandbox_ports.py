@@ -7,9 +7,12 @@ check:  exit 1 with a clear message when a port that a *new* sandbox host needs 
 ssh-up: the realistic profile's SSH: the client key pair and known_hosts in --home/ssh, and per host (in
         --home/ssh/<host>, outside the host's root: the toolkit's orphan search stops what names the root) a
         host key, an sshd_config and a private sshd (daemon mode, no systemd) started unless it runs; prints
-        JSON {"changed": [what changed]}.
+        JSON {"changed": [what changed]}. The login is root's with the client key (--home/ssh/<host>/
+        authorized_keys), or with --admin NAME=USER per host only USER's (sandbox_login=sudo: root's refused,
+        the key in USER's own ~/.ssh/authorized_keys, which the role writes).
 stop:   stop a sandbox host's sshd (realistic profile), its supervisord and every process started from its root
-        or run by its service user, then wait until its ports are closed; prints JSON
+        or run by its users (--user: the service's, the administrator's), then wait until its ports are closed;
+        prints JSON
         {"stopped": [pids], "supervisord": bool}.
 """
 
@@ -102,15 +105,15 @@ def check(args: argparse.Namespace) -> int:
 
 
 SSHD_CONFIG = """\
-# Private sshd of sandbox host {name} (playbooks/sandbox_up.yml, profile realistic): key-only login as root
+# Private sshd of sandbox host {name} (playbooks/sandbox_up.yml, profile realistic): key-only login as {who}
 # on 127.0.0.1:{port}, no PAM, no systemd. Written by roles/notification_sandbox/files/sandbox_ports.py.
 Port {port}
 ListenAddress 127.0.0.1
 HostKey {conf}/ssh_host_ed25519_key
 PidFile {conf}/sshd.pid
-AuthorizedKeysFile {conf}/authorized_keys
-PermitRootLogin prohibit-password
-AllowUsers root
+AuthorizedKeysFile {authorized_keys}
+PermitRootLogin {permit_root}
+AllowUsers {allow}
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -172,6 +175,7 @@ def ssh_up(args: argparse.Namespace) -> int:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         changed.append("/run/sshd")
     known_hosts = []
+    admins = dict(spec.split("=", 1) for spec in args.admin)
     for spec in args.host:
         name, rest = spec.split("=", 1)
         root, port = rest.rsplit(":", 1)
@@ -188,9 +192,17 @@ def ssh_up(args: argparse.Namespace) -> int:
         with open(f"{host_key}.pub") as handle:
             known_hosts.append(f"[127.0.0.1]:{port} {' '.join(handle.read().split()[:2])}\n")
         config = os.path.join(conf, "sshd_config")
-        if write_if_changed(config, SSHD_CONFIG.format(name=name, port=port, conf=conf, path=args.path), 0o644):
+        admin = admins.get(name)
+        login = (
+            # sandbox_login=sudo: only the administrator, with the key in its own home; root's login refused.
+            {"who": f"{admin} (root through sudo)", "authorized_keys": ".ssh/authorized_keys", "permit_root": "no"}
+            if admin
+            else {"who": "root", "authorized_keys": f"{conf}/authorized_keys", "permit_root": "prohibit-password"}
+        )
+        content = SSHD_CONFIG.format(name=name, port=port, conf=conf, path=args.path, allow=admin or "root", **login)
+        if write_if_changed(config, content, 0o644):
             changed.append(config)
-        if write_if_changed(os.path.join(conf, "authorized_keys"), client_key, 0o600):
+        if not admin and write_if_changed(os.path.join(conf, "authorized_keys"), client_key, 0o600):
             changed.append(f"{conf}/authorized_keys")
         pidfile = os.path.join(conf, "sshd.pid")
         running = pid_of(pidfile)
@@ -303,7 +315,8 @@ def stop(args: argparse.Namespace) -> int:
                 time.sleep(0.1)
             stopped.append(pid)
     # Anything left (orphans of a killed supervisord, for example) is stopped by its command line.
-    leftovers = sorted(set(processes_under(args.root)) | set(processes_of(args.user) if args.user else []))
+    of_users = {pid for user in args.user for pid in processes_of(user)}
+    leftovers = sorted(set(processes_under(args.root)) | of_users)
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         for pid in leftovers:
             with contextlib.suppress(ProcessLookupError):
@@ -344,10 +357,15 @@ def main() -> int:
     p_ssh.add_argument("--home", required=True)
     p_ssh.add_argument("--path", default="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     p_ssh.add_argument("--host", action="append", default=[], help="NAME=ROOT:SSH_PORT, once per host")
+    p_ssh.add_argument(
+        "--admin", action="append", default=[], help="NAME=USER: host NAME's only login is USER's (sandbox_login=sudo)"
+    )
     p_stop = sub.add_parser("stop")
     p_stop.add_argument("--root", required=True)
     p_stop.add_argument("--ports", default="")
-    p_stop.add_argument("--user", default="", help="the host's own service user (realistic profile)")
+    p_stop.add_argument(
+        "--user", action="append", default=[], help="a user of the host (realistic profile: the service's, the admin's)"
+    )
     p_stop.add_argument("--sshd-dir", default="", help="the host's sshd directory (realistic profile)")
     args = parser.parse_args()
     return {"check": check, "ssh-up": ssh_up, "stop": stop}[args.command](args)
