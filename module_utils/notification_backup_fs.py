@@ -310,3 +310,55 @@ def inside_root(root: str, path: str, key: str, example: str) -> str:
                 f"to a file under {root} ({example}) in the deploy's inventory and deploy again",
             )
     return os.path.relpath(os.path.join(directory, os.path.basename(path)), real_root)
+
+
+# -- whole files, for notification_mode ------------------------------------------------------------------------
+
+
+def read_under(root: str, rel: str | None, path: str) -> tuple[bytes | None, os.stat_result | None, str | None]:
+    """(content, stat, why not usable) of the file ``path`` (``rel`` under the root, None when it is not under it:
+    read as it is). Under the root without following a link: a link (or another non-regular file) is not read, its
+    content is None and ``why`` says what it is. UnsafePath when a directory on the way is a link."""
+    if rel is None:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(), os.fstat(handle.fileno()), None
+        except FileNotFoundError:
+            return None, None, None
+    with parent_of(root, rel) as (dir_fd, name):
+        if dir_fd is None:
+            return None, None, None
+        try:
+            fd = open_file(dir_fd, name, path)
+        except UnsafePath as exc:
+            return None, lstat_at(dir_fd, name), str(exc)
+        if fd is None:
+            return None, None, None
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read(), os.fstat(handle.fileno()), None
+
+
+def names_under(root: str, rel_dir: str) -> list[str] | None:
+    """The names in ``root/rel_dir`` (None when it does not exist), reached following no link."""
+    fd = open_dir(root, rel_dir)
+    if fd is None:
+        return None
+    try:
+        return sorted(os.listdir(fd))
+    finally:
+        os.close(fd)
+
+
+def write_under(
+    root: str, rel: str, content: bytes | None, mode: int, ids: tuple[int, int], dir_mode: int = 0o755
+) -> None:
+    """Write ``content`` at ``rel`` atomically (None: remove it), missing directories created with ``dir_mode``
+    and ``ids``; a link at ``rel`` is replaced or removed, never followed."""
+    with parent_of(root, rel, create=True, mode=dir_mode, ids=ids) as (dir_fd, name):
+        if dir_fd is None:  # pragma: no cover - create=True
+            raise FileNotFoundError(errno.ENOENT, "directory missing", os.path.join(root, rel))
+        if content is None:
+            unlink_at(dir_fd, name)
+        else:
+            data = content
+            write_at(dir_fd, name, lambda handle: handle.write(data), mode, ids, suffix=".notification")

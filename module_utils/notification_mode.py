@@ -32,15 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible.module_utils.notification_backup import file_info
-from ansible.module_utils.notification_backup_fs import (
-    UnsafePath,
-    lstat_at,
-    open_dir,
-    open_file,
-    parent_of,
-    unlink_at,
-    write_at,
-)
+from ansible.module_utils.notification_backup_fs import UnsafePath, names_under, read_under, write_under
 from ansible.module_utils.notification_backup_list import prune
 from ansible.module_utils.notification_backup_make import make
 from ansible.module_utils.notification_backup_restore import restore
@@ -144,25 +136,10 @@ def _rel(root: str, path: str) -> str | None:
 
 
 def _read_under(root: str, path: str) -> tuple[bytes | None, os.stat_result | None, str | None]:
-    """(content, stat, why not usable) of a file; under the root without following a link: a link (or another
-    non-regular file) there is replaced by the write, never read (its content is None and ``why`` says what it
-    is). SwitchFailed when a directory on the way is a link."""
-    rel = _rel(root, path)
-    if rel is None:
-        content = _read(path)
-        return content, os.stat(path) if content is not None else None, None
+    """``read_under`` (content, stat, why a link or non-file there is not read); a directory on the way that is a
+    link fails the switch before anything changes."""
     try:
-        with parent_of(root, rel) as (dir_fd, name):
-            if dir_fd is None:
-                return None, None, None
-            try:
-                fd = open_file(dir_fd, name, path)
-            except UnsafePath as exc:
-                return None, lstat_at(dir_fd, name), str(exc)
-            if fd is None:
-                return None, None, None
-            with os.fdopen(fd, "rb") as handle:
-                return handle.read(), os.fstat(handle.fileno()), None
+        return read_under(root, _rel(root, path), path)
     except UnsafePath as exc:
         raise SwitchFailed("Check the preconditions", f"nothing was changed: {exc}") from None
 
@@ -203,17 +180,10 @@ def _want(root: str, path: str, content: bytes, mode: int, ids: tuple[int, int])
 
 def _names(root: str, directory: str) -> list[str] | None:
     """The names in a directory under the root (None when it does not exist), reached following no link."""
-    rel = _rel(root, directory)
     try:
-        fd = open_dir(root, rel or "")
+        return names_under(root, _rel(root, directory) or "")
     except UnsafePath as exc:
         raise SwitchFailed("Check the preconditions", f"nothing was changed: {exc}") from None
-    if fd is None:
-        return None
-    try:
-        return sorted(os.listdir(fd))
-    finally:
-        os.close(fd)
 
 
 def _under(path: str, root: str) -> bool:
@@ -305,13 +275,7 @@ def write_file(root: str, change: FileChange, ids: tuple[int, int]) -> None:
     directory descriptors, following no link: a link at the path is replaced (or removed), never followed."""
     rel = _rel(root, change.path)
     if rel is not None:
-        with parent_of(root, rel, create=True, mode=DIR_MODE, ids=ids) as (dir_fd, name):
-            assert dir_fd is not None
-            if change.content is None:
-                unlink_at(dir_fd, name)
-            else:
-                content = change.content
-                write_at(dir_fd, name, lambda handle: handle.write(content), change.mode, ids, suffix=".notification")
+        write_under(root, rel, change.content, change.mode, ids, DIR_MODE)
         return
     if change.content is None:
         os.unlink(change.path)

@@ -28,7 +28,20 @@ SHIPPED = [
     PACKAGE / "catalogue_data.py",
     ROOT / "module_utils/notification_emergency_state.py",
 ]
-STDLIB = {"__future__", "collections", "copy", "datetime", "json", "os", "re", "tempfile", "typing", "yaml"}
+STDLIB = {
+    "__future__",
+    "collections",
+    "copy",
+    "datetime",
+    "errno",
+    "json",
+    "os",
+    "re",
+    "stat",
+    "tempfile",
+    "typing",
+    "yaml",
+}
 
 
 @pytest.mark.parametrize("link", list(LINKS))
