@@ -39,12 +39,6 @@ from ansible.module_utils.notification_supervisor_endpoint import (
 Runner = Callable[[List[str]], Tuple[int, str, str]]  # noqa: UP006
 
 RUNNING_STATES = frozenset({"RUNNING", "STARTING"})
-# A process on its way out or up: a stop is waited for until the process leaves these.
-STOPPING_STATES = frozenset({"RUNNING", "STARTING", "STOPPING", "BACKOFF"})
-STOP_POLL_S = 0.02
-# supervisord itself sends SIGKILL after the program's stopwaitsecs (5 s in the deploy's definitions); this only
-# bounds a wait on a supervisord that never reports the process gone.
-STOP_WAIT_CAP_S = 120.0
 SUPERVISOR_STATUS = re.compile(r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)\s*(?P<rest>.*)$")
 PID_RE = re.compile(r"pid (\d+)")
 
@@ -294,12 +288,7 @@ class SupervisorBackend:
 
     def _update_step(self, method: str, group: str, lines: list[str]) -> Any:
         try:
-            if method == "stopProcessGroup":
-                # As supervisorctl update does, the group's processes are stopped before it is removed; the
-                # wait is ours (see wait_stopped), not supervisord's.
-                results = self.rpc("supervisor.stopProcessGroup", group, False)
-                self.wait_stopped(lambda info: info.get("group") == group, f"process group {group}")
-                return results
+            # stopProcessGroup waits (its default, as in supervisorctl) until the group's processes stopped.
             return self.rpc(f"supervisor.{method}", group, wait=True)
         except xmlrpc.client.Fault as fault:
             if method == "stopProcessGroup" and fault.faultCode == NOT_RUNNING:
@@ -308,30 +297,6 @@ class SupervisorBackend:
             raise ServiceControlError(
                 f"supervisord update failed: {method} {group}: {_fault_text(fault, group)}{done}"
             ) from None
-
-    def wait_stopped(self, selected: Callable[[dict[str, Any]], bool], what: str) -> None:
-        """Wait until no process ``selected`` (from getAllProcessInfo) is running or on its way out.
-
-        stopProcess and stopProcessGroup with wait=True answer from supervisord's own deferred polling, a
-        fraction of a second to a second after the process has exited (measured: a group stop took 0.7-2.0 s
-        for a service that exits in 0.5 s). Each call here wakes supervisord's loop, which reaps the child at
-        once; supervisord still sends SIGKILL after the program's stopwaitsecs, so the wait stays bounded.
-        """
-        deadline = time.monotonic() + STOP_WAIT_CAP_S
-        while True:
-            left = [
-                info
-                for info in self.rpc("supervisor.getAllProcessInfo")
-                if selected(info) and info.get("statename") in STOPPING_STATES
-            ]
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                states = ", ".join(f"{info.get('name')} {info.get('statename')}" for info in left)
-                raise ServiceControlError(
-                    f"supervisord did not stop {what} within {STOP_WAIT_CAP_S:g}s ({states}); see its logfile"
-                )
-            self.sleep(STOP_POLL_S)
 
     # -- processes -------------------------------------------------------------------------------------------
 
@@ -388,17 +353,9 @@ class SupervisorBackend:
 
     def _signal(self, verb: str, name: str) -> None:
         """startProcess or stopProcess, waiting for the outcome; already started / not running are no errors."""
+        method = "supervisor.startProcess" if verb == "start" else "supervisor.stopProcess"
         try:
-            if verb == "start":
-                # Waits the program's startsecs: a process that dies at once is reported, not taken as started.
-                self.rpc("supervisor.startProcess", name, True, wait=True)
-            else:
-                self.rpc("supervisor.stopProcess", name, False)
-                group, _sep, process = name.rpartition(":")
-                self.wait_stopped(
-                    lambda info: info.get("name") == (process or name) and (not group or info.get("group") == group),
-                    name,
-                )
+            self.rpc(method, name, True, wait=True)
         except xmlrpc.client.Fault as fault:
             if fault.faultCode in (ALREADY_STARTED, NOT_RUNNING):
                 return
