@@ -37,6 +37,7 @@ from ansible.module_utils.notification_backup_list import prune
 from ansible.module_utils.notification_backup_make import make
 from ansible.module_utils.notification_backup_restore import restore
 from ansible.module_utils.notification_common import CheckTimeout
+from ansible.module_utils.notification_flash_probe import FlashProbeError, flash_probe
 from ansible.module_utils.notification_health import check_health
 from ansible.module_utils.notification_mode_processes import Processes
 from ansible.module_utils.notification_redis import PENDING_KEY, redis_command
@@ -397,10 +398,9 @@ def wait_healthy(
 def probe(switch: Switch) -> dict[str, Any]:
     step = f"See a notification arrive through the channel of mode {switch.mode}"
     if switch.mode == "legacy":
-        # From outside, as a browser: a sign-in, the API, two pages. Imported here: urllib.request and
-        # http.cookiejar cost about 30 ms of the host's CPU (bare 3.9), for nothing on a call that does not probe.
-        from ansible.module_utils.notification_flash_probe import FlashProbeError, flash_probe
-
+        # From outside, as a browser: a sign-in, the API, two pages (module_utils/notification_flash_probe.py). Its
+        # import stays at the top of this file: Mitogen ships only the module_utils imported there (a function-level
+        # import failed with ModuleNotFoundError under Mitogen; AnsiballZ found it).
         try:
             return flash_probe(switch.config_path, switch.verify_user, switch.verify_timeout)
         except FlashProbeError as exc:

@@ -15,7 +15,8 @@ cache="${TMPDIR:-/tmp}/notification-emergency-eda-$(id -u)"
 mkdir -p "$cache"
 tarball="$cache/project-$(printf '%s' "$root" | sha256sum | cut -c1-12).tar.gz"
 tar -C "$root" --dereference --exclude=__pycache__ --exclude='*.pyc' \
-  -czf "$tarball.tmp.$$" ansible.cfg playbooks roles library module_utils filter_plugins strategy_plugins callback_plugins
+  -czf "$tarball.tmp.$$" ansible.cfg playbooks roles library action_plugins module_utils filter_plugins strategy_plugins \
+  callback_plugins
 mv -f "$tarball.tmp.$$" "$tarball"
 
 # ansible-runner starts the ansible-playbook it finds on PATH: the project's.
