@@ -24,7 +24,7 @@ from ansible.module_utils.notification_backup_fs import (
     UnsafePath,
     inside_root,
     lstat_at,
-    open_file,
+    opened,
     parent_of,
     refusal,
     walk,
@@ -98,14 +98,8 @@ def rel_info(root: str, rel: str) -> dict[str, Any] | None:
     link or another non-regular file), None when absent; an extra file (``_abs/``) as ``file_info`` does."""
     if rel.startswith(ABS_PREFIX):
         return file_info(source_path(root, rel))
-    with parent_of(root, rel) as (dir_fd, name):
-        if dir_fd is None:
-            return None
-        fd = open_file(dir_fd, name, os.path.join(root, rel))
-        if fd is None:
-            return None
-        with os.fdopen(fd, "rb") as handle:
-            return handle_info(handle)
+    with opened(root, rel) as handle:
+        return None if handle is None else handle_info(handle)
 
 
 def describe_file(path: str, info: dict[str, Any] | None) -> str:

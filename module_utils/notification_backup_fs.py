@@ -24,7 +24,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: a FIFO planted where a file is expected must not hang the open (it is refused on its fstat).
@@ -177,16 +177,23 @@ def open_file(dir_fd: int, name: str, path: str) -> int | None:
     return fd
 
 
+@contextlib.contextmanager
+def opened(root: str, rel: str) -> Iterator[BinaryIO | None]:
+    """The regular file ``root/rel`` open for reading, reached without following a link (UnsafePath for a link
+    or another non-regular file); None when it (or its directory) does not exist."""
+    with parent_of(root, rel) as (dir_fd, name):
+        fd = None if dir_fd is None else open_file(dir_fd, name, os.path.join(root, rel))
+        if fd is None:
+            yield None
+            return
+        with os.fdopen(fd, "rb") as handle:
+            yield handle
+
+
 def read_bytes(root: str, rel: str) -> bytes | None:
     """The content of the regular file ``root/rel``, None when it (or its directory) does not exist."""
-    with parent_of(root, rel) as (dir_fd, name):
-        if dir_fd is None:
-            return None
-        fd = open_file(dir_fd, name, os.path.join(root, rel))
-        if fd is None:
-            return None
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read()
+    with opened(root, rel) as handle:
+        return None if handle is None else handle.read()
 
 
 def write_at(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import http.cookiejar
 import json
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -22,15 +21,9 @@ import urllib.request
 import uuid
 from typing import Any
 
-from ansible.module_utils.notification_common import HealthArgumentError
-from ansible.module_utils.notification_service_config import (
-    connect_host,
-    path_in_config,
-    port_number,
-    read_api_token,
-    read_service_config,
-    section,
-)
+from ansible.module_utils.notification_common import CheckTimeout, Deadline, HealthArgumentError
+from ansible.module_utils.notification_health_plan import ServiceConfig
+from ansible.module_utils.notification_service_config import path_in_config, read_api_token, read_service_config
 
 MAX_BODY = 2 * 1024 * 1024  # a page or an API answer; more is not the reference pages
 
@@ -39,21 +32,19 @@ class FlashProbeError(Exception):
     """The check failed; the message names the step and what was seen."""
 
 
-class _Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def left(self, step: str) -> float:
-        remaining = self.end - time.monotonic()
-        if remaining <= 0.05:
-            raise FlashProbeError(f"timed out before: {step}")
-        return min(remaining, 10.0)
+def _left(deadline: Deadline, step: str) -> float:
+    """Seconds left for ``step`` (at most 10 per request), else FlashProbeError naming the step."""
+    deadline.step = step
+    try:
+        return min(deadline.remaining(), 10.0)
+    except CheckTimeout:
+        raise FlashProbeError(f"timed out before: {step}") from None
 
 
 class _Browser:
     """One user's session: cookies kept, redirects followed, no proxy (the service is on this host)."""
 
-    def __init__(self, base: str, deadline: _Deadline) -> None:
+    def __init__(self, base: str, deadline: Deadline) -> None:
         self.base = base
         self.deadline = deadline
         self.opener = urllib.request.build_opener(
@@ -71,7 +62,7 @@ class _Browser:
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with self.opener.open(request, timeout=self.deadline.left(step)) as response:
+            with self.opener.open(request, timeout=_left(self.deadline, step)) as response:
                 return response.read(MAX_BODY).decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             detail = ""
@@ -87,21 +78,18 @@ class _Browser:
 
 
 def web_base_url(config_path: str) -> tuple[str, str | None]:
-    """(where this host reaches the web process, the service's api_token) from config.yml and its secrets."""
+    """(where this host reaches the web process, the service's api_token), read from config.yml and its secrets as
+    the health checks read them (``notification_health_plan.ServiceConfig``)."""
     try:
-        data = read_service_config(config_path)
+        config = ServiceConfig(config_path, read_service_config(config_path))
     except HealthArgumentError as exc:
         raise FlashProbeError(f"read the service's configuration: {exc}") from None
-    web = section(data, "web")
-    port = port_number(web.get("port"))
-    if port is None:
-        raise FlashProbeError(f"read {config_path}: web.port is missing or not a port number; fix config.yml")
-    host = connect_host(str(web.get("host") or "127.0.0.1"))
-    host = f"[{host}]" if ":" in host else host
-    token, why_not = read_api_token(path_in_config(data.get("secrets_file"), os.path.dirname(config_path)))
+    if config.web_port is None:
+        raise FlashProbeError(f"read the service's configuration: {config.missing('web.port', 'flash delivery')}")
+    token, why_not = read_api_token(path_in_config(config.data.get("secrets_file"), config.etc_dir))
     if token is None:
         raise FlashProbeError(f"send a notification: {why_not}")
-    return f"http://{host}:{port}", token
+    return config.web_url(""), token
 
 
 def flash_probe(config_path: str, user: str, timeout: float) -> dict[str, Any]:
@@ -110,7 +98,7 @@ def flash_probe(config_path: str, user: str, timeout: float) -> dict[str, Any]:
     Returns the answer the service's own ``probe`` gives (ok, channel, notification_id, latency_ms, user);
     raises FlashProbeError naming the step that failed.
     """
-    deadline = _Deadline(timeout)
+    deadline = Deadline(timeout)
     base, token = web_base_url(config_path)
     browser = _Browser(base, deadline)
     browser.request("GET", "/login?" + urllib.parse.urlencode({"user": user}), "sign in")

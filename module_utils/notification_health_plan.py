@@ -101,7 +101,7 @@ def _process_checks(params: dict[str, Any], legacy: bool = False) -> list[dict[s
     return checks
 
 
-class _Config:
+class ServiceConfig:
     """What the default checks need from a usable config.yml, and the desired state (the inventory's, from the
     module's ``desired``): where it says the service answers wins over config.yml, so the checks look where the
     direct probes and the dashboard look, and the ``drift`` check reports config.yml's difference."""
@@ -128,7 +128,7 @@ class _Config:
         return f"http://{host}:{self.web_port}{path}"
 
 
-def _web_checks(config: _Config) -> list[dict[str, Any]]:
+def _web_checks(config: ServiceConfig) -> list[dict[str, Any]]:
     return [
         {
             "name": "web",
@@ -145,7 +145,7 @@ def _web_checks(config: _Config) -> list[dict[str, Any]]:
     ]
 
 
-def _websocket_check(config: _Config, secrets: set[str]) -> dict[str, Any]:
+def _websocket_check(config: ServiceConfig, secrets: set[str]) -> dict[str, Any]:
     public_url = config.desired.get("websocket_public_url")
     if not public_url and not (config.desired.get("websocket_host") or config.desired.get("websocket_port")):
         public_url = config.websocket.get("public_url")
@@ -171,7 +171,7 @@ def _websocket_check(config: _Config, secrets: set[str]) -> dict[str, Any]:
     return check
 
 
-def _store_checks(config: _Config) -> list[dict[str, Any]]:
+def _store_checks(config: ServiceConfig) -> list[dict[str, Any]]:
     redis_url, database_url = config.data.get("redis_url"), config.data.get("database_url")
     return [
         {
@@ -194,7 +194,7 @@ def _store_checks(config: _Config) -> list[dict[str, Any]]:
     ]
 
 
-def _port_checks(config: _Config) -> list[dict[str, Any]]:
+def _port_checks(config: ServiceConfig) -> list[dict[str, Any]]:
     return [
         {
             "name": "web_port",
@@ -218,7 +218,7 @@ def _port_checks(config: _Config) -> list[dict[str, Any]]:
     ]
 
 
-def _file_checks(config: _Config) -> list[dict[str, Any]]:
+def _file_checks(config: ServiceConfig) -> list[dict[str, Any]]:
     templates_dir = path_in_config(config.data.get("templates_dir"), config.etc_dir) or os.path.join(
         config.root, "templates", "active"
     )
@@ -264,7 +264,7 @@ def default_checks(config_path: str, params: dict[str, Any]) -> tuple[list[dict[
         if not os.path.isfile(config_path) or not os.access(config_path, os.R_OK):
             raise  # a wrong path or no permission: the argument is the problem
         return _checks_without_config(os.path.abspath(config_path), str(exc), params), set()
-    config = _Config(os.path.abspath(config_path), data, params.get("desired"))
+    config = ServiceConfig(os.path.abspath(config_path), data, params.get("desired"))
     secrets: set[str] = set()
     checks = _web_checks(config)
     checks.append(_websocket_check(config, secrets))
