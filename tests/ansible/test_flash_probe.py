@@ -8,7 +8,6 @@ reference service's real pages and API): in legacy mode it passes; every way it 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -112,4 +111,3 @@ def test_a_missing_token_or_config_is_named_with_the_fix(legacy_host: SandboxHos
     other.write_text("\n".join(lines) + "\n")
     with pytest.raises(FlashProbeError, match=r"^send a notification: config.yml has no secrets_file"):
         flash_probe(str(other), "u", 5)
-    assert os.path.exists(config_of(legacy_host))
